@@ -1,0 +1,66 @@
+"""Presets, paths and parameter checking shared by the package and the chapters."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ARTIFACTS_DIR = REPO_ROOT / "artifacts"
+REAL_SAMPLE_DIR = REPO_ROOT.parent / "shared" / "real_sample"   # present in CI, never committed
+
+# Model and training settings. `seed` is the report's model and fit call, to the last parameter
+# (5,315,965 parameters; constant lr 1e-3, weight decay 1e-5, no callbacks). `classroom` is the
+# small default that trains on the synthetic set on a 2-core CPU in minutes.
+PRESETS: dict[str, dict] = {
+    "seed": dict(
+        input_size=64, lips_units=384, hands_units=384, pose_units=384, units=512,
+        num_blocks=2, num_heads=8, mlp_ratio=2, mlp_dropout=0.30, classifier_dropout=0.10,
+        num_classes=250, attention_mask="seed", frame_drop=0.25,
+        epochs=100, batch_all_signs_n=4, learning_rate=1e-3, weight_decay=1e-5,
+        schedule="constant", wd_ratio=0.05, clipnorm=1.0, label_smoothing=0.25,
+    ),
+    "classroom": dict(
+        input_size=64, lips_units=96, hands_units=96, pose_units=96, units=128,
+        num_blocks=2, num_heads=4, mlp_ratio=2, mlp_dropout=0.30, classifier_dropout=0.10,
+        num_classes=250, attention_mask="keys", frame_drop=0.25,
+        epochs=20, batch_all_signs_n=4, learning_rate=1e-3, weight_decay=1e-5,
+        schedule="cosine", wd_ratio=0.05, clipnorm=1.0, label_smoothing=0.25,
+    ),
+}
+
+
+def get_preset(preset: str = "classroom", **overrides) -> dict:
+    """Return a copy of a preset's settings with `overrides` applied; unknown names fail clearly."""
+    check_choice("preset", preset, PRESETS)
+    cfg = dict(PRESETS[preset])
+    unknown = sorted(set(overrides) - set(cfg))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown} for preset {preset!r}; known: {sorted(cfg)}")
+    cfg.update(overrides)
+    return cfg
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise ValueError naming the parameter when `value` is not one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {sorted(choices)}")
+
+
+def load_sign_map(path: str | Path | None = None) -> dict[str, int]:
+    """The competition's sign -> prediction index map (250 signs, 'TV': 0 ... 'zipper': 249).
+
+    Without `path` the copy shipped in the package is read.
+    """
+    if path is None:
+        text = resources.files("gislr_utils").joinpath("data/sign_to_prediction_index_map.json").read_text()
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: sign map not found")
+        text = path.read_text()
+    return json.loads(text)
+
+
+SIGN_TO_INDEX = load_sign_map()
+INDEX_TO_SIGN = {v: k for k, v in SIGN_TO_INDEX.items()}
