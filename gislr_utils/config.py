@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARTIFACTS_DIR = REPO_ROOT / "artifacts"
-REAL_SAMPLE_DIR = REPO_ROOT.parent / "shared" / "real_sample"   # present in CI, never committed
+# 84 genuine GISLR clips beside the repository (present in CI, never committed); override with an env var.
+REAL_SAMPLE_DIR = Path(os.environ.get("GISLR_REAL_SAMPLE_DIR", REPO_ROOT.parent / "shared" / "real_sample"))
 
 # Model and training settings. `seed` is the report's model and fit call, to the last parameter
 # (5,315,965 parameters; constant lr 1e-3, weight decay 1e-5, no callbacks). `classroom` is the
