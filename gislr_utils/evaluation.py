@@ -1,0 +1,189 @@
+"""Evaluating a trained model: predictions, per-sign report, top-k, confusions, metrics.json (chapter 5).
+
+All metrics are computed on the held-out participants' clips with scikit-learn, for the signs present
+in the evaluated labels (a data set holding only some of the 250 signs reports only those).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix, f1_score, top_k_accuracy_score
+
+from . import config as _config
+
+REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_val", "n_classes_present")
+
+
+def predict(model, X, idxs, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities ``[n, num_classes]`` float32 for clips ``X [n,64,66,3]``, ``idxs [n,64]``."""
+    X = np.asarray(X, dtype=np.float32)
+    idxs = np.asarray(idxs, dtype=np.float32)
+    if len(X) != len(idxs):
+        raise ValueError(f"X ({len(X)}) and idxs ({len(idxs)}) must have the same length")
+    if len(X) == 0:
+        raise ValueError("no clips to predict")
+    probs = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, batch_size=batch_size, verbose=0)
+    return np.asarray(probs, dtype=np.float32)
+
+
+def _check(y_true, probs=None, y_pred=None):
+    y_true = np.asarray(y_true).astype(np.int64)
+    if y_true.ndim != 1 or y_true.size == 0:
+        raise ValueError(f"y_true must be a non-empty 1-D array of sign indices, got shape {y_true.shape}")
+    if probs is not None:
+        probs = np.asarray(probs)
+        if probs.ndim != 2 or probs.shape[0] != y_true.size:
+            raise ValueError(f"probs must be [n={y_true.size}, num_classes], got shape {probs.shape}")
+        if y_true.max() >= probs.shape[1] or y_true.min() < 0:
+            raise ValueError(f"labels {y_true.min()}..{y_true.max()} outside [0, {probs.shape[1]})")
+    if y_pred is not None:
+        y_pred = np.asarray(y_pred).astype(np.int64)
+        if y_pred.shape != y_true.shape:
+            raise ValueError(f"y_pred shape {y_pred.shape} differs from y_true shape {y_true.shape}")
+    return y_true, probs, y_pred
+
+
+def sign_name(label: int) -> str:
+    """The sign of a prediction index (``config.INDEX_TO_SIGN``)."""
+    return _config.INDEX_TO_SIGN[int(label)]
+
+
+def top_k_accuracy(y_true, probs, k: int) -> float:
+    """Fraction of clips whose true sign is among the ``k`` most probable (sklearn ``top_k_accuracy_score``)."""
+    y_true, probs, _ = _check(y_true, probs)
+    return float(top_k_accuracy_score(y_true, probs, k=k, labels=np.arange(probs.shape[1])))
+
+
+def classification_report_df(y_true, y_pred) -> pd.DataFrame:
+    """sklearn ``classification_report`` per sign as a DataFrame, for the signs present in ``y_true``.
+
+    Index: sign name; columns: label, precision, recall, f1-score, support; sorted by label.
+    Predictions of signs absent from ``y_true`` count as errors (lower recall) but get no row.
+    """
+    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
+    present = np.unique(y_true)
+    rep = classification_report(y_true, y_pred, labels=present, target_names=[sign_name(s) for s in present],
+                                output_dict=True, zero_division=0)
+    df = pd.DataFrame({sign_name(s): rep[sign_name(s)] for s in present}).T
+    df.insert(0, "label", present)
+    df["support"] = df["support"].astype(int)
+    df.index.name = "sign"
+    return df
+
+
+def summary_metrics(y_true, probs) -> dict:
+    """accuracy, top5, top10, macro_f1, weighted_f1 (over present signs), n_val, n_classes_present."""
+    y_true, probs, _ = _check(y_true, probs)
+    y_pred = probs.argmax(axis=1)
+    present = np.unique(y_true)
+    return {
+        "accuracy": float(np.mean(y_pred == y_true)),
+        "top5": top_k_accuracy(y_true, probs, 5),
+        "top10": top_k_accuracy(y_true, probs, 10),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
+        "n_val": int(y_true.size),
+        "n_classes_present": int(present.size),
+    }
+
+
+def per_participant_accuracy(y_true, y_pred, participant_id) -> pd.DataFrame:
+    """Clips and top-1 accuracy per participant (columns participant_id, n_clips, accuracy)."""
+    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
+    pid = np.asarray(participant_id)
+    if pid.shape != y_true.shape:
+        raise ValueError(f"participant_id shape {pid.shape} differs from y_true shape {y_true.shape}")
+    df = pd.DataFrame({"participant_id": pid, "correct": y_pred == y_true})
+    out = df.groupby("participant_id")["correct"].agg(n_clips="size", accuracy="mean").reset_index()
+    return out
+
+
+def most_confused_pairs(y_true, y_pred, top: int = 10) -> pd.DataFrame:
+    """The ``top`` most frequent (true sign, predicted sign) errors.
+
+    Columns: true, predicted (sign names), true_label, predicted_label, count, rate (count / clips of
+    the true sign). Sorted by count, then rate, then labels.
+    """
+    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
+    wrong = y_true != y_pred
+    support = pd.Series(y_true).value_counts()
+    pairs = (pd.DataFrame({"true_label": y_true[wrong], "predicted_label": y_pred[wrong]})
+             .value_counts().rename("count").reset_index())
+    pairs["rate"] = pairs["count"] / support.loc[pairs["true_label"]].to_numpy()
+    pairs = pairs.sort_values(["count", "rate", "true_label", "predicted_label"],
+                              ascending=[False, False, True, True]).head(top).reset_index(drop=True)
+    pairs.insert(0, "true", [sign_name(s) for s in pairs["true_label"]])
+    pairs.insert(1, "predicted", [sign_name(s) for s in pairs["predicted_label"]])
+    return pairs[["true", "predicted", "true_label", "predicted_label", "count", "rate"]]
+
+
+def confused_signs_matrix(y_true, y_pred, n_signs: int = 10) -> pd.DataFrame:
+    """Confusion counts among the signs of the most-confused pairs, for a heatmap.
+
+    Takes signs from `most_confused_pairs` in order until ``n_signs`` distinct ones are collected and
+    returns their confusion sub-matrix (rows: true sign, columns: predicted sign, names as labels).
+    Empty (0 x 0) when there are no errors.
+    """
+    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
+    pairs = most_confused_pairs(y_true, y_pred, top=len(y_true))
+    chosen: list[int] = []
+    for t, p in zip(pairs["true_label"], pairs["predicted_label"]):
+        for s in (t, p):
+            if s not in chosen and len(chosen) < n_signs:
+                chosen.append(int(s))
+    cm = confusion_matrix(y_true, y_pred, labels=chosen) if chosen else np.zeros((0, 0), dtype=int)
+    names = [sign_name(s) for s in chosen]
+    return pd.DataFrame(cm, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
+
+
+@dataclass
+class Evaluation:
+    """Everything chapter 5 shows about one model on one set of clips."""
+    probs: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    metrics: dict
+    report: pd.DataFrame
+    per_participant: pd.DataFrame | None
+    confused_pairs: pd.DataFrame
+
+
+def evaluate(model, X, idxs, y, participant_id=None, batch_size: int = 256, top_pairs: int = 10) -> Evaluation:
+    """Predict and compute all metrics and tables of chapter 5 for clips ``X, idxs`` with labels ``y``."""
+    probs = predict(model, X, idxs, batch_size=batch_size)
+    return evaluate_probs(y, probs, participant_id=participant_id, top_pairs=top_pairs)
+
+
+def evaluate_probs(y, probs, participant_id=None, top_pairs: int = 10) -> Evaluation:
+    """As `evaluate`, from precomputed probabilities."""
+    y_true, probs, _ = _check(y, probs)
+    y_pred = probs.argmax(axis=1)
+    per_part = per_participant_accuracy(y_true, y_pred, participant_id) if participant_id is not None else None
+    return Evaluation(probs=probs, y_true=y_true, y_pred=y_pred, metrics=summary_metrics(y_true, probs),
+                      report=classification_report_df(y_true, y_pred), per_participant=per_part,
+                      confused_pairs=most_confused_pairs(y_true, y_pred, top=top_pairs))
+
+
+def write_metrics(path, metrics: dict, seed: int | None = None, preset: str | None = None, **extra) -> Path:
+    """Write ``metrics.json`` (metrics plus seed, preset and ``extra``); fails if a required key is missing."""
+    missing = [k for k in REQUIRED_METRICS if k not in metrics]
+    if missing:
+        raise ValueError(f"{path}: metrics lack {missing}; required: {list(REQUIRED_METRICS)}")
+    out = {**{k: _plain(v) for k, v in metrics.items()}, "seed": seed, "preset": preset,
+           **{k: _plain(v) for k, v in extra.items()}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v

@@ -1,0 +1,145 @@
+"""Tests of gislr_utils.evaluation against independent NumPy computations."""
+import json
+
+import numpy as np
+import pytest
+
+import gislr_utils  # noqa: F401  (silences TensorFlow before it loads)
+from gislr_utils import evaluation as ev
+from gislr_utils.config import INDEX_TO_SIGN
+
+
+def _probs(n, c=250, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.random((n, c))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _f1_by_hand(y, yp, label):
+    tp = np.sum((y == label) & (yp == label))
+    fp = np.sum((y != label) & (yp == label))
+    fn = np.sum((y == label) & (yp != label))
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return (2 * prec * rec / (prec + rec) if prec + rec else 0.0), prec, rec
+
+
+def test_top_k_matches_argsort():
+    rng = np.random.default_rng(1)
+    probs = _probs(40)
+    y = rng.integers(0, 250, 40)
+    # make some true labels rank high so that the counts are not trivially 0
+    probs[:10, y[:10]] += 0.5
+    probs /= probs.sum(axis=1, keepdims=True)
+    order = np.argsort(-probs, axis=1)
+    for k in (1, 5, 10):
+        expected = np.mean([y[i] in order[i, :k] for i in range(len(y))])
+        assert ev.top_k_accuracy(y, probs, k) == pytest.approx(expected)
+    assert ev.top_k_accuracy(y, probs, 1) == pytest.approx(np.mean(probs.argmax(1) == y))
+
+
+def test_summary_metrics_against_hand_computation():
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 5])
+    yp = np.array([0, 0, 1, 1, 2, 2, 2, 0, 2, 7])       # 7 is predicted but absent from y
+    probs = np.full((len(y), 250), 1e-4)
+    probs[np.arange(len(y)), yp] = 0.9
+    m = ev.summary_metrics(y, probs)
+    present = np.unique(y)
+    f1s = np.array([_f1_by_hand(y, yp, s)[0] for s in present])
+    support = np.array([np.sum(y == s) for s in present])
+    assert m["accuracy"] == pytest.approx(6 / 10)
+    assert m["macro_f1"] == pytest.approx(f1s.mean())
+    assert m["weighted_f1"] == pytest.approx((f1s * support).sum() / support.sum())
+    assert m["n_val"] == 10 and m["n_classes_present"] == 4
+    assert m["top5"] >= m["accuracy"] and m["top10"] >= m["top5"]
+
+
+def test_classification_report_present_signs_only():
+    y = np.array([3, 3, 3, 9, 9, 249])
+    yp = np.array([3, 9, 3, 9, 100, 249])               # 100 absent from y: an error, no row
+    rep = ev.classification_report_df(y, yp)
+    assert list(rep.index) == [INDEX_TO_SIGN[3], INDEX_TO_SIGN[9], INDEX_TO_SIGN[249]]
+    assert list(rep["label"]) == [3, 9, 249]
+    assert list(rep["support"]) == [3, 2, 1]
+    for sign, row in rep.iterrows():
+        f1, prec, rec = _f1_by_hand(y, yp, row["label"])
+        assert row["precision"] == pytest.approx(prec)
+        assert row["recall"] == pytest.approx(rec)
+        assert row["f1-score"] == pytest.approx(f1)
+    assert rep.loc[INDEX_TO_SIGN[9], "recall"] == pytest.approx(0.5)
+    assert rep.loc[INDEX_TO_SIGN[9], "precision"] == pytest.approx(0.5)
+
+
+def test_per_participant_accuracy():
+    y = np.array([1, 1, 2, 2, 3, 3, 3])
+    yp = np.array([1, 0, 2, 2, 0, 0, 3])
+    pid = np.array([7, 7, 7, 9, 9, 9, 9])
+    df = ev.per_participant_accuracy(y, yp, pid).set_index("participant_id")
+    assert df.loc[7, "n_clips"] == 3 and df.loc[7, "accuracy"] == pytest.approx(2 / 3)
+    assert df.loc[9, "n_clips"] == 4 and df.loc[9, "accuracy"] == pytest.approx(2 / 4)
+    with pytest.raises(ValueError, match="participant_id"):
+        ev.per_participant_accuracy(y, yp, pid[:-1])
+
+
+def test_most_confused_pairs_and_matrix():
+    # true 5 -> predicted 6 three times (of 4 clips), 6 -> 5 once (of 2), 8 -> 6 once (of 1)
+    y = np.array([5, 5, 5, 5, 6, 6, 8, 9])
+    yp = np.array([6, 6, 6, 5, 5, 6, 6, 9])
+    pairs = ev.most_confused_pairs(y, yp, top=10)
+    assert list(zip(pairs["true_label"], pairs["predicted_label"], pairs["count"])) == \
+        [(5, 6, 3), (8, 6, 1), (6, 5, 1)]                 # ties on count broken by higher rate
+    assert list(pairs["rate"]) == pytest.approx([3 / 4, 1.0, 1 / 2])
+    assert pairs.loc[0, "true"] == INDEX_TO_SIGN[5] and pairs.loc[0, "predicted"] == INDEX_TO_SIGN[6]
+    assert len(ev.most_confused_pairs(y, yp, top=2)) == 2
+
+    cm = ev.confused_signs_matrix(y, yp, n_signs=3)
+    names = [INDEX_TO_SIGN[s] for s in (5, 6, 8)]
+    assert list(cm.index) == names and list(cm.columns) == names
+    expected = np.array([[np.sum((y == a) & (yp == b)) for b in (5, 6, 8)] for a in (5, 6, 8)])
+    np.testing.assert_array_equal(cm.to_numpy(), expected)
+    assert ev.confused_signs_matrix(y, y).shape == (0, 0)   # no errors, nothing to show
+
+
+def test_write_metrics(tmp_path):
+    y = np.array([0, 1, 1, 2])
+    m = ev.summary_metrics(y, _probs(4))
+    path = ev.write_metrics(tmp_path / "sub" / "metrics.json", m, seed=3, preset="classroom", epochs=2)
+    data = json.loads(path.read_text())
+    for key in ev.REQUIRED_METRICS + ("seed", "preset"):
+        assert key in data
+    assert data["seed"] == 3 and data["preset"] == "classroom" and data["epochs"] == 2
+    assert data["accuracy"] == pytest.approx(m["accuracy"])
+    bad = dict(m)
+    del bad["top5"]
+    with pytest.raises(ValueError, match="top5"):
+        ev.write_metrics(tmp_path / "m.json", bad)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="probs"):
+        ev.summary_metrics(np.array([0, 1]), _probs(3))
+    with pytest.raises(ValueError, match="outside"):
+        ev.top_k_accuracy(np.array([0, 300]), _probs(2), 5)
+    with pytest.raises(ValueError, match="y_pred"):
+        ev.classification_report_df(np.array([0, 1]), np.array([0]))
+
+
+def test_predict_and_evaluate_with_a_tiny_model():
+    from gislr_utils.model import build_model
+    model = build_model("classroom", None, units=16, lips_units=8, hands_units=8, pose_units=8,
+                        num_blocks=1, num_heads=2, attention_mask="keys")
+    rng = np.random.default_rng(0)
+    X = rng.random((5, 64, 66, 3), dtype=np.float32)
+    idxs = np.tile(np.arange(64, dtype=np.float32), (5, 1))
+    idxs[0, 10:] = -1
+    probs = ev.predict(model, X, idxs, batch_size=2)
+    assert probs.shape == (5, 250) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probs, ev.predict(model, X, idxs, batch_size=5), rtol=1e-5, atol=1e-7)
+    y = np.array([0, 1, 2, 3, 4])
+    out = ev.evaluate(model, X, idxs, y, participant_id=np.array([1, 1, 2, 2, 2]))
+    assert out.metrics["n_val"] == 5 and out.metrics["n_classes_present"] == 5
+    assert out.metrics["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))
+    assert list(out.per_participant["n_clips"]) == [2, 3]
+    with pytest.raises(ValueError, match="same length"):
+        ev.predict(model, X, idxs[:3])
