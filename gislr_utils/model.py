@@ -1,0 +1,555 @@
+"""The GISLR transformer (M. Wijkhuizen's Kaggle notebook, as in the seed report), in Keras 3.
+
+Chapter 3 ("attention and embedding design") explains every piece of this module; the
+training chapter compiles and fits the model that :func:`build_model` returns (this module never
+compiles a model).
+
+Data flow (shapes for one batch of B clips of T = 64 frames)::
+
+    frames [B,64,66,3] --LandmarkNormalisation--> lips [B,64,80], hand [B,64,42], pose [B,64,10]
+        --FrameEmbedding--> [B,64,units] (+ positional embedding from non_empty_frame_idxs)
+        --Transformer (num_blocks x TransformerBlock: x + MHA(x); x + MLP(x))--> [B,64,units]
+        --MaskedMeanPooling--> [B,units] --Dropout--> --Dense(250, softmax)--> [B,250]
+    non_empty_frame_idxs [B,64] --FrameMask--> frame mask [B,64,1] (attention and pooling)
+
+Two attention-mask modes (setting ``attention_mask``):
+
+* ``"seed"`` reproduces the original exactly, quirks included: the frame mask (padding plus a
+  random 25% frame drop that also runs at *inference*) has shape [B,64,1]; added as
+  ``(1 - mask) * -1e9`` to scores [B,64(query),64(key)] it broadcasts over the *key* axis, so it
+  masks whole *query rows* and never masks padded *keys*.
+* ``"keys"`` is the fix: padded keys are masked, the random frame drop runs only in training, so
+  the content of padded frames cannot change a prediction.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+
+from ._tf import keras, tf
+from .config import check_choice, get_preset
+from .landmarks import HAND_START, LIPS_START, N_COLS, N_HAND, N_LIPS, N_POSE, POSE_START
+
+PACKAGE = "gislr"
+MASK_MODES = ("seed", "keys")
+ATTENTION_IMPLS = ("matmul", "per_head")
+# Settings of a preset that the model uses (the others are training settings, ignored here).
+MODEL_KEYS = ("input_size", "lips_units", "hands_units", "pose_units", "units", "num_blocks",
+              "num_heads", "mlp_ratio", "mlp_dropout", "classifier_dropout", "num_classes",
+              "attention_mask", "frame_drop")
+# Model-only options accepted by build_model on top of the preset's settings.
+MODEL_OPTIONS = ("attention_impl", "frame_drop_at_inference", "name")
+# The large negative number Keras 2's Softmax layer added to masked positions (float32).
+MASK_NEGATIVE = -1e9
+
+
+def _glorot():
+    return keras.initializers.GlorotUniform()
+
+
+def _he():
+    return keras.initializers.HeUniform()
+
+
+# --------------------------------------------------------------------------------------------
+# Attention (Chapter 3: attention and embedding design)
+# --------------------------------------------------------------------------------------------
+def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed"):
+    """softmax(q k^T / sqrt(d) + mask) v for q, k, v [B, T, d] (one head) or [B, H, T, d].
+
+    `frame_mask` [B, T, 1] is 1 for frames to use, 0 for padded or dropped ones.
+    ``mask_mode="seed"`` adds ``(1 - mask) * -1e9`` with the mask as it is, [B, T, 1]: against
+    scores [B, T(query), T(key)] it covers whole *query rows*, as the original's Keras 2
+    ``Softmax()(scores, mask=mask)`` did (Chapter 3, "the mask that masks queries").
+    ``mask_mode="keys"`` transposes it to [B, 1, T] so that padded *keys* get -1e9.
+    """
+    d = tf.cast(tf.shape(q)[-1], tf.float32)
+    scores = tf.matmul(q, k, transpose_b=True) / tf.math.sqrt(d)
+    mask = frame_mask if mask_mode == "seed" else tf.transpose(frame_mask, [0, 2, 1])
+    if len(q.shape) == 4:                      # heads axis: [B, 1, T, 1] or [B, 1, 1, T]
+        mask = mask[:, None]
+    scores = scores + (1.0 - mask) * MASK_NEGATIVE
+    weights = tf.nn.softmax(scores, axis=-1)
+    return tf.matmul(weights, v)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head self-attention with the original's masking (Chapter 3).
+
+    ``impl="matmul"`` (default): one Dense(units) each for q, k and v, heads split by
+    reshape/transpose, batched ``tf.matmul``; it lowers to builtin TFLite ops (Keras 3's own
+    MultiHeadAttention uses einsum, which the TFLite converter rejects without Flex ops).
+    ``impl="per_head"``: the seed's formulation, a Dense(depth) per head for q, k and v and a
+    concatenation. Both have the same parameters (a Dense(units) kernel is the per-head kernels
+    side by side) and compute the same function. The fused q/k/v kernels are initialised with
+    the distribution of the seed's per-head Dense(depth) glorot-uniform kernels
+    (limit sqrt(6 / (units + depth))), so a fresh model is distributed as the seed's.
+    """
+
+    def __init__(self, units, num_heads, mask_mode="seed", impl="matmul", **kwargs):
+        super().__init__(**kwargs)
+        check_choice("attention_mask", mask_mode, MASK_MODES)
+        check_choice("attention_impl", impl, ATTENTION_IMPLS)
+        if units % num_heads:
+            raise ValueError(f"units={units} is not divisible by num_heads={num_heads}")
+        self.units, self.num_heads, self.mask_mode, self.impl = units, num_heads, mask_mode, impl
+        self.depth = units // num_heads
+        if impl == "matmul":
+            init = keras.initializers.VarianceScaling(
+                scale=2.0 * units / (units + self.depth), mode="fan_avg", distribution="uniform")
+            self.wq = keras.layers.Dense(units, kernel_initializer=init, name="wq")
+            self.wk = keras.layers.Dense(units, kernel_initializer=init, name="wk")
+            self.wv = keras.layers.Dense(units, kernel_initializer=init, name="wv")
+        else:
+            self.wq = [keras.layers.Dense(self.depth, name=f"wq_{i}") for i in range(num_heads)]
+            self.wk = [keras.layers.Dense(self.depth, name=f"wk_{i}") for i in range(num_heads)]
+            self.wv = [keras.layers.Dense(self.depth, name=f"wv_{i}") for i in range(num_heads)]
+        self.wo = keras.layers.Dense(units, name="wo")
+
+    def build(self, input_shape):
+        for layer in (self.wq, self.wk, self.wv):
+            for dense in (layer if isinstance(layer, list) else [layer]):
+                dense.build(input_shape)
+        self.wo.build(tuple(input_shape[:-1]) + (self.units,))
+
+    def _split_heads(self, x):
+        """[B, T, units] -> [B, H, T, depth]."""
+        x = tf.reshape(x, [-1, tf.shape(x)[1], self.num_heads, self.depth])
+        return tf.transpose(x, [0, 2, 1, 3])
+
+    def call(self, x, frame_mask):
+        if self.impl == "per_head":
+            heads = [scaled_dot_product_attention(self.wq[i](x), self.wk[i](x), self.wv[i](x),
+                                                  frame_mask, self.mask_mode)
+                     for i in range(self.num_heads)]
+            return self.wo(tf.concat(heads, axis=-1))
+        q, k, v = (self._split_heads(w(x)) for w in (self.wq, self.wk, self.wv))
+        z = scaled_dot_product_attention(q, k, v, frame_mask, self.mask_mode)   # [B, H, T, d]
+        z = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [-1, tf.shape(x)[1], self.units])
+        return self.wo(z)
+
+    def compute_output_shape(self, input_shape, *args):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(units=self.units, num_heads=self.num_heads, mask_mode=self.mask_mode,
+                   impl=self.impl)
+        return cfg
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TransformerBlock(keras.layers.Layer):
+    """``x = x + MHA(x, mask); x = x + MLP(x)``, no LayerNorm, as in the seed (Chapter 3).
+
+    MLP: Dense(units * mlp_ratio, GELU, glorot) -> Dropout(mlp_dropout) -> Dense(units, he).
+    """
+
+    def __init__(self, units, num_heads, mlp_ratio=2, mlp_dropout=0.3, mask_mode="seed",
+                 attention_impl="matmul", **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.num_heads, self.mlp_ratio = units, num_heads, mlp_ratio
+        self.mlp_dropout, self.mask_mode, self.attention_impl = mlp_dropout, mask_mode, attention_impl
+        self.mha = MultiHeadAttention(units, num_heads, mask_mode, attention_impl,
+                                      name="multi_head_attention")
+        self.mlp = keras.Sequential([
+            keras.layers.Dense(units * mlp_ratio, activation="gelu", kernel_initializer=_glorot()),
+            keras.layers.Dropout(mlp_dropout),
+            keras.layers.Dense(units, kernel_initializer=_he()),
+        ], name="mlp")
+
+    def build(self, input_shape):
+        self.mha.build(input_shape)
+        self.mlp.build(input_shape)
+
+    def call(self, x, frame_mask, training=None):
+        x = x + self.mha(x, frame_mask)
+        return x + self.mlp(x, training=training)
+
+    def compute_output_shape(self, input_shape, *args):
+        return input_shape
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(units=self.units, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
+                   mlp_dropout=self.mlp_dropout, mask_mode=self.mask_mode,
+                   attention_impl=self.attention_impl)
+        return cfg
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Transformer(keras.layers.Layer):
+    """`num_blocks` TransformerBlocks in a row (the seed's ``transformer`` layer, Chapter 3)."""
+
+    def __init__(self, num_blocks, units, num_heads, mlp_ratio=2, mlp_dropout=0.3,
+                 mask_mode="seed", attention_impl="matmul", **kwargs):
+        super().__init__(**kwargs)
+        self.block_args = dict(units=units, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                               mlp_dropout=mlp_dropout, mask_mode=mask_mode,
+                               attention_impl=attention_impl)
+        self.num_blocks = num_blocks
+        self.blocks = [TransformerBlock(**self.block_args, name=f"block_{i}")
+                       for i in range(num_blocks)]
+
+    def build(self, input_shape):
+        for block in self.blocks:
+            block.build(input_shape)
+
+    def call(self, x, frame_mask, training=None):
+        for block in self.blocks:
+            x = block(x, frame_mask, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape, *args):
+        return input_shape
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(num_blocks=self.num_blocks, **self.block_args)
+        return cfg
+
+
+# --------------------------------------------------------------------------------------------
+# Embedding (Chapter 3: attention and embedding design)
+# --------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LandmarkEmbedding(keras.layers.Layer):
+    """Embed one landmark group per frame: Dense(GELU) -> Dense, no biases (Chapter 3).
+
+    A frame whose group values sum to 0 (the group is missing: preprocessing wrote zeros) gets
+    a learned, zero-initialised ``empty_embedding`` instead, exactly as the seed:
+    ``where(reduce_sum(x, axis=2, keepdims=True) == 0, empty, dense(x))``.
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense_1 = keras.layers.Dense(units, use_bias=False, activation="gelu",
+                                          kernel_initializer=_glorot(), name="dense_1")
+        self.dense_2 = keras.layers.Dense(units, use_bias=False, kernel_initializer=_he(),
+                                          name="dense_2")
+
+    def build(self, input_shape):
+        self.empty_embedding = self.add_weight(shape=(self.units,), initializer="zeros",
+                                               name="empty_embedding")
+        self.dense_1.build(input_shape)
+        self.dense_2.build(tuple(input_shape[:-1]) + (self.units,))
+
+    def call(self, x):
+        return tf.where(tf.reduce_sum(x, axis=2, keepdims=True) == 0,
+                        self.empty_embedding, self.dense_2(self.dense_1(x)))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(units=self.units)
+        return cfg
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FrameEmbedding(keras.layers.Layer):
+    """The seed's ``Embedding`` block: landmark groups + positions -> one vector per frame.
+
+    Three LandmarkEmbeddings (lips, dominant hand, pose) are combined with softmax weights over
+    three zero-initialised ``landmark_weights`` (so they start as a plain mean), passed through
+    Dense(GELU) -> Dense (no biases), and a learned positional embedding (input_size + 1 rows,
+    zeros) is added. Its index is ``int(idx / max(idx) * input_size)`` and ``input_size`` for
+    padding (idx == -1) -- so the clip's last frame (idx == max) also lands on row
+    ``input_size``, the padding row: a quirk of the original, kept (Chapter 3).
+    """
+
+    def __init__(self, units, lips_units, hands_units, pose_units, input_size=64, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.input_size = units, input_size
+        self.lips_units, self.hands_units, self.pose_units = lips_units, hands_units, pose_units
+        self.lips_embedding = LandmarkEmbedding(lips_units, name="lips_embedding")
+        self.left_hand_embedding = LandmarkEmbedding(hands_units, name="left_hand_embedding")
+        self.pose_embedding = LandmarkEmbedding(pose_units, name="pose_embedding")
+        self.fc_1 = keras.layers.Dense(units, use_bias=False, activation="gelu",
+                                       kernel_initializer=_glorot(), name="fully_connected_1")
+        self.fc_2 = keras.layers.Dense(units, use_bias=False, kernel_initializer=_he(),
+                                       name="fully_connected_2")
+        self.positional_embedding = keras.layers.Embedding(
+            input_size + 1, units, embeddings_initializer="zeros", name="positional_embedding")
+
+    def build(self, lips_shape, hand_shape, pose_shape, non_empty_frame_idxs_shape):
+        if len({self.lips_units, self.hands_units, self.pose_units}) != 1:
+            raise ValueError("lips_units, hands_units and pose_units must be equal (the group "
+                             "embeddings are summed); got "
+                             f"{self.lips_units}, {self.hands_units}, {self.pose_units}")
+        self.landmark_weights = self.add_weight(shape=(3,), initializer="zeros",
+                                                name="landmark_weights")
+        self.lips_embedding.build(lips_shape)
+        self.left_hand_embedding.build(hand_shape)
+        self.pose_embedding.build(pose_shape)
+        self.fc_1.build(tuple(lips_shape[:-1]) + (self.lips_units,))
+        self.fc_2.build(tuple(lips_shape[:-1]) + (self.units,))
+        self.positional_embedding.build(non_empty_frame_idxs_shape)
+
+    def call(self, lips, hand, pose, non_empty_frame_idxs):
+        x = tf.stack((self.lips_embedding(lips), self.left_hand_embedding(hand),
+                      self.pose_embedding(pose)), axis=3)
+        x = tf.reduce_sum(x * tf.nn.softmax(self.landmark_weights), axis=3)
+        x = self.fc_2(self.fc_1(x))
+        return x + self.positional_embedding(position_index(non_empty_frame_idxs, self.input_size))
+
+    def compute_output_shape(self, lips_shape, *args):
+        return tuple(lips_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(units=self.units, lips_units=self.lips_units, hands_units=self.hands_units,
+                   pose_units=self.pose_units, input_size=self.input_size)
+        return cfg
+
+
+def position_index(non_empty_frame_idxs, input_size=64):
+    """Row of the positional embedding for every frame (Chapter 3), as the seed computes it.
+
+    ``where(idx == -1, input_size, int(idx / clip(max(idx), 1, inf) * input_size))``; the
+    last frame of a clip gets ``input_size``, the same row as padding.
+    """
+    idx = tf.cast(non_empty_frame_idxs, tf.float32)
+    max_idx = tf.clip_by_value(tf.reduce_max(idx, axis=1, keepdims=True), 1.0, np.inf)
+    return tf.where(idx == -1.0, input_size, tf.cast(idx / max_idx * input_size, tf.int32))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LandmarkNormalisation(keras.layers.Layer):
+    """Keep x, y; standardise each landmark with training mean/std; zeros stay zero (Chapter 3).
+
+    ``where(x == 0, 0, (x - mean) / std)`` per value, then split into the flattened groups
+    lips [B,T,80], hand [B,T,42], pose [B,T,10]. `mean` and `std` [66, 2] live in the layer's
+    config (constants in the graph, not weights: they are not parameters and do not count).
+    """
+
+    def __init__(self, mean=None, std=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = _stat_array(mean, 0.0, "mean")
+        self.std = _stat_array(std, 1.0, "std")
+        if not np.all(self.std > 0):
+            raise ValueError("normalisation std must be > 0 everywhere; got zero/negative/NaN "
+                             f"std for landmark columns {np.unique(np.where(~(self.std > 0))[0])}")
+
+    def call(self, frames):
+        x = frames[..., :2]
+        out = []
+        for start, n in ((LIPS_START, N_LIPS), (HAND_START, N_HAND), (POSE_START, N_POSE)):
+            g = x[:, :, start:start + n]
+            g = tf.where(g == 0.0, 0.0, (g - self.mean[start:start + n]) / self.std[start:start + n])
+            out.append(tf.reshape(g, [-1, tf.shape(frames)[1], n * 2]))
+        return tuple(out)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(tuple(input_shape[:2]) + (n * 2,) for n in (N_LIPS, N_HAND, N_POSE))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(mean=self.mean.tolist(), std=self.std.tolist())
+        return cfg
+
+
+def _stat_array(value, default, what):
+    if value is None:
+        return np.full((N_COLS, 2), default, np.float32)
+    arr = np.asarray(value, dtype=np.float32)
+    if arr.shape != (N_COLS, 2):
+        raise ValueError(f"normalisation {what} must have shape ({N_COLS}, 2) (x, y of the "
+                         f"{N_COLS} selected landmarks); got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"normalisation {what} contains NaN/inf")
+    return arr
+
+
+# --------------------------------------------------------------------------------------------
+# Masks and pooling (Chapter 3)
+# --------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FrameMask(keras.layers.Layer):
+    """Frame mask [B, T, 1] from ``non_empty_frame_idxs`` [B, T]: 1 = use the frame (Chapter 3).
+
+    ``mask0 = (idx != -1)``; with random frame drop ``mask = where(uniform > frame_drop & mask0,
+    1, 0)`` and, where a clip lost all its frames, ``mask0`` again, exactly as the seed.
+    The drop runs when ``training`` is true, and also at inference when
+    ``frame_drop_at_inference`` is true: the seed's graph did this (its ``tf.random.uniform``
+    sat in the model, outside any ``training`` switch), so the seed preset defaults to it.
+    Switch it off for deterministic predictions with :func:`set_frame_drop_at_inference`.
+    """
+
+    def __init__(self, frame_drop=0.25, frame_drop_at_inference=False, **kwargs):
+        super().__init__(**kwargs)
+        self.frame_drop = float(frame_drop)
+        self.frame_drop_at_inference = bool(frame_drop_at_inference)
+        self.seed_generator = keras.random.SeedGenerator(None)
+
+    def call(self, non_empty_frame_idxs, training=None):
+        mask0 = tf.expand_dims(tf.cast(non_empty_frame_idxs != -1.0, tf.float32), axis=2)
+        if self.frame_drop <= 0 or not (training or self.frame_drop_at_inference):
+            return mask0
+        u = keras.random.uniform(tf.shape(mask0), seed=self.seed_generator)
+        mask = tf.where((u > self.frame_drop) & (mask0 != 0.0), 1.0, 0.0)
+        return tf.where(tf.reduce_sum(mask, axis=[1, 2], keepdims=True) == 0.0, mask0, mask)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (1,)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(frame_drop=self.frame_drop, frame_drop_at_inference=self.frame_drop_at_inference)
+        return cfg
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean over the frames the mask keeps: ``sum(x * mask) / max(sum(mask), 1)`` (Chapter 3).
+
+    The seed divides by ``sum(mask)`` alone, which is NaN for a clip without any valid frame
+    (all idx == -1); ``max(., 1)`` makes that clip's pooled vector 0 instead. Identical to the
+    seed whenever a clip has at least one frame.
+    """
+
+    def call(self, x, frame_mask):
+        return tf.reduce_sum(x * frame_mask, axis=1) / tf.maximum(
+            tf.reduce_sum(frame_mask, axis=1), 1.0)
+
+    def compute_output_shape(self, input_shape, *args):
+        return (input_shape[0], input_shape[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+def build_model(preset: str = "classroom", stats: dict | None = None, **overrides) -> keras.Model:
+    """Build the (uncompiled) GISLR transformer of a preset (Chapter 3; Chapter 4 trains it).
+
+    Args:
+        preset: ``"seed"`` (the report's model, 5,315,965 parameters) or ``"classroom"``.
+        stats: ``{"mean": [66, 2], "std": [66, 2]}`` from ``statistics.compute_stats``
+            (None: mean 0, std 1). Stored as constants in the model's config.
+        **overrides: any model setting of the preset (``units``, ``num_blocks``, ``num_heads``,
+            ``attention_mask`` "seed"|"keys", ``frame_drop`` ...; training settings of the preset
+            are accepted and ignored) and the model-only options
+            ``attention_impl`` ("matmul" default, or the seed's "per_head"),
+            ``frame_drop_at_inference`` (default True for ``attention_mask="seed"`` -- the
+            original's quirk -- and False for "keys") and ``name``.
+
+    Returns:
+        keras.Model with inputs ``frames`` [None, T, 66, 3] and ``non_empty_frame_idxs``
+        [None, T] (a list, in that order; a dict keyed by those names also works) and a softmax
+        output [None, num_classes].
+    """
+    options = {k: overrides.pop(k) for k in MODEL_OPTIONS if k in overrides}
+    cfg = get_preset(preset, **overrides)
+    mode = cfg["attention_mask"]
+    check_choice("attention_mask", mode, MASK_MODES)
+    impl = options.get("attention_impl", "matmul")
+    check_choice("attention_impl", impl, ATTENTION_IMPLS)
+    drop_at_inference = options.get("frame_drop_at_inference")
+    if drop_at_inference is None:
+        drop_at_inference = mode == "seed"
+    if drop_at_inference and mode == "keys":
+        raise ValueError("frame_drop_at_inference=True needs attention_mask='seed' "
+                         "('keys' drops frames only in training)")
+    if not 0.0 <= cfg["frame_drop"] < 1.0:
+        raise ValueError(f"frame_drop={cfg['frame_drop']} must be in [0, 1)")
+    stats = stats or {}
+    if stats and not {"mean", "std"} <= set(stats):
+        raise ValueError(f"stats must be a dict with 'mean' and 'std'; got keys {sorted(stats)}")
+    T = cfg["input_size"]
+
+    frames = keras.Input([T, N_COLS, 3], dtype="float32", name="frames")
+    idxs = keras.Input([T], dtype="float32", name="non_empty_frame_idxs")
+    frame_mask = FrameMask(cfg["frame_drop"], drop_at_inference, name="frame_mask")(idxs)
+    lips, hand, pose = LandmarkNormalisation(stats.get("mean"), stats.get("std"),
+                                             name="normalisation")(frames)
+    x = FrameEmbedding(cfg["units"], cfg["lips_units"], cfg["hands_units"], cfg["pose_units"],
+                       input_size=T, name="embedding")(lips, hand, pose, idxs)
+    x = Transformer(cfg["num_blocks"], cfg["units"], cfg["num_heads"], cfg["mlp_ratio"],
+                    cfg["mlp_dropout"], mode, impl, name="transformer")(x, frame_mask)
+    x = MaskedMeanPooling(name="pooling")(x, frame_mask)
+    x = keras.layers.Dropout(cfg["classifier_dropout"], name="classifier_dropout")(x)
+    outputs = keras.layers.Dense(cfg["num_classes"], activation="softmax",
+                                 kernel_initializer=_glorot(), name="classifier")(x)
+    return keras.Model([frames, idxs], outputs, name=options.get("name", f"gislr_{preset}"))
+
+
+def set_frame_drop_at_inference(model: keras.Model, enabled: bool) -> bool:
+    """Switch the seed's inference-time random frame drop on/off in `model` (Chapter 3).
+
+    Returns the previous setting (of the first FrameMask). Cached predict functions are reset so
+    that ``model.predict`` sees the change; graphs traced before the call keep the old setting.
+    """
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, FrameMask)]
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no FrameMask layer")
+    previous = layers[0].frame_drop_at_inference
+    for layer in layers:
+        layer.frame_drop_at_inference = bool(enabled)
+    model.predict_function = None
+    return previous
+
+
+def copy_attention_weights(src: MultiHeadAttention, dst: MultiHeadAttention) -> None:
+    """Copy weights between the "matmul" and "per_head" formulations (either direction).
+
+    Head i of the per-head form is columns ``i*depth:(i+1)*depth`` of the fused q/k/v kernels
+    and biases; `wo` is shared as is. Used to show that both compute the same (Chapter 3).
+    """
+    if (src.units, src.num_heads) != (dst.units, dst.num_heads):
+        raise ValueError("attention layers differ in units/num_heads")
+    d = src.depth
+    for name in ("wq", "wk", "wv"):
+        s, t = getattr(src, name), getattr(dst, name)
+        if isinstance(s, list) == isinstance(t, list):
+            for a, b in zip(s if isinstance(s, list) else [s], t if isinstance(t, list) else [t]):
+                b.set_weights(a.get_weights())
+        elif isinstance(t, list):           # matmul -> per_head
+            kernel, bias = s.get_weights()
+            for i, dense in enumerate(t):
+                dense.set_weights([kernel[:, i * d:(i + 1) * d], bias[i * d:(i + 1) * d]])
+        else:                               # per_head -> matmul
+            t.set_weights([np.concatenate([w.get_weights()[0] for w in s], axis=1),
+                           np.concatenate([w.get_weights()[1] for w in s], axis=0)])
+    dst.wo.set_weights(src.wo.get_weights())
+
+
+def copy_weights_between_impls(src: keras.Model, dst: keras.Model) -> None:
+    """Copy all weights from `src` to `dst` where they differ only in ``attention_impl``."""
+    src_mha = [l for l in src._flatten_layers() if isinstance(l, MultiHeadAttention)]
+    dst_mha = [l for l in dst._flatten_layers() if isinstance(l, MultiHeadAttention)]
+    if len(src_mha) != len(dst_mha):
+        raise ValueError("models have different numbers of attention layers")
+    skip = {id(w) for l in src_mha for w in l.weights} | {id(w) for l in dst_mha for w in l.weights}
+    a = [w for w in src.weights if id(w) not in skip]
+    b = [w for w in dst.weights if id(w) not in skip]
+    if [tuple(w.shape) for w in a] != [tuple(w.shape) for w in b]:
+        raise ValueError("models differ in more than the attention formulation")
+    for wa, wb in zip(a, b):
+        wb.assign(wa)
+    for s, t in zip(src_mha, dst_mha):
+        copy_attention_weights(s, t)
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """Parameters per part, in the layout of the seed's model summary (Chapter 3)."""
+    emb = model.get_layer("embedding")
+    tr = model.get_layer("transformer")
+    counts = {
+        "total": model.count_params(),
+        "embedding": emb.count_params(),
+        "positional_embedding": emb.positional_embedding.count_params(),
+        "lips_embedding": emb.lips_embedding.count_params(),
+        "left_hand_embedding": emb.left_hand_embedding.count_params(),
+        "pose_embedding": emb.pose_embedding.count_params(),
+        "fc": emb.fc_1.count_params() + emb.fc_2.count_params(),
+        "landmark_weights": int(np.prod(emb.landmark_weights.shape)),
+        "transformer": tr.count_params(),
+        "classifier": model.get_layer("classifier").count_params(),
+    }
+    for i, block in enumerate(tr.blocks):
+        counts[f"block_{i}_mha"] = block.mha.count_params()
+        counts[f"block_{i}_mlp"] = block.mlp.count_params()
+    return counts

@@ -1,0 +1,327 @@
+"""Tests of gislr_utils.model: exact parameter counts, masking arithmetic, formulations, saving."""
+import numpy as np
+import pytest
+
+import gislr_utils  # noqa: F401  (environment before TensorFlow)
+from gislr_utils._tf import keras, tf
+from gislr_utils import model as gm
+from gislr_utils.model import build_model, parameter_counts, scaled_dot_product_attention
+
+TINY = dict(units=32, lips_units=16, hands_units=16, pose_units=16, num_heads=4, num_blocks=1)
+
+
+def tiny(**kw):
+    return build_model("classroom", **{**TINY, **kw})
+
+
+def make_batch(seed=0, lengths=(64, 30, 5, 1)):
+    """Random frames with `lengths` valid frames per clip; padded frames zero, idx -1."""
+    rng = np.random.default_rng(seed)
+    b = len(lengths)
+    x = rng.normal(0.5, 0.2, (b, 64, 66, 3)).astype("float32")
+    idx = np.full((b, 64), -1.0, np.float32)
+    for j, n in enumerate(lengths):
+        idx[j, :n] = np.sort(rng.choice(200, n, replace=False))
+    x[idx == -1] = 0.0
+    return x, idx
+
+
+def np_softmax(s):
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+# ------------------------------------------------------------------ parameter counts
+@pytest.fixture(scope="module")
+def seed_model():
+    return build_model("seed")
+
+
+def test_seed_parameter_count_matches_report_layer_for_layer(seed_model):
+    c = parameter_counts(seed_model)
+    # Numbers printed by the seed's model.summary(expand_nested=True).
+    assert c["total"] == 5_315_965 == seed_model.count_params()
+    assert c["embedding"] == 986_243
+    assert c["positional_embedding"] == 33_280
+    assert c["lips_embedding"] == 178_560
+    assert c["left_hand_embedding"] == 163_968
+    assert c["pose_embedding"] == 151_680
+    assert c["fc"] == 458_752
+    assert c["landmark_weights"] == 3
+    assert c["transformer"] == 4_201_472
+    assert c["block_0_mha"] == c["block_1_mha"] == 1_050_624
+    assert c["block_0_mlp"] == c["block_1_mlp"] == 1_050_112
+    assert c["classifier"] == 128_250
+    assert sum(int(np.prod(w.shape)) for w in seed_model.non_trainable_weights) == 0
+
+
+def test_seed_parameter_count_from_architecture_arithmetic(seed_model):
+    c = parameter_counts(seed_model)
+    u, e, T = 512, 384, 64
+    group = lambda n: n * 2 * e + e * e + e        # dense_1 + dense_2 (no bias) + empty vector
+    assert c["lips_embedding"] == group(40)
+    assert c["left_hand_embedding"] == group(21)
+    assert c["pose_embedding"] == group(5)
+    assert c["fc"] == e * u + u * u
+    assert c["positional_embedding"] == (T + 1) * u
+    mha = 4 * (u * u + u)
+    mlp = (u * 2 * u + 2 * u) + (2 * u * u + u)
+    assert c["transformer"] == 2 * (mha + mlp)
+    assert c["embedding"] == sum(c[k] for k in ("lips_embedding", "left_hand_embedding",
+                                                "pose_embedding", "fc", "positional_embedding",
+                                                "landmark_weights"))
+    assert c["total"] == c["embedding"] + c["transformer"] + c["classifier"]
+
+
+def test_per_head_formulation_has_the_same_parameter_count():
+    assert tiny(attention_impl="per_head").count_params() == tiny().count_params()
+    assert build_model("seed", attention_impl="per_head").count_params() == 5_315_965
+
+
+def test_stats_do_not_add_parameters():
+    rng = np.random.default_rng(0)
+    stats = {"mean": rng.random((66, 2)), "std": rng.random((66, 2)) + 0.1}
+    assert tiny(stats=stats).count_params() == tiny().count_params()
+
+
+# ------------------------------------------------------------------ shapes and options
+def test_output_shape_softmax_and_dict_inputs():
+    m = tiny(attention_mask="keys")
+    x, idx = make_batch()
+    y = m([x, idx]).numpy()
+    assert y.shape == (4, 250)
+    np.testing.assert_allclose(y.sum(1), 1.0, rtol=1e-5)
+    y2 = m({"frames": x, "non_empty_frame_idxs": idx}).numpy()
+    np.testing.assert_array_equal(y, y2)
+    assert [i.name for i in m.inputs] == ["frames", "non_empty_frame_idxs"]
+    assert not m.compiled  # build_model does not compile
+
+
+@pytest.mark.parametrize("bad", [dict(attention_mask="rows"), dict(attention_impl="einsum"),
+                                 dict(attention_mask="keys", frame_drop_at_inference=True),
+                                 dict(frame_drop=1.0), dict(unknown_setting=1),
+                                 dict(units=30, num_heads=4)])
+def test_bad_options_fail_clearly(bad):
+    with pytest.raises(ValueError):
+        tiny(**bad)
+
+
+def test_bad_stats_fail_clearly():
+    with pytest.raises(ValueError, match="shape"):
+        tiny(stats={"mean": np.zeros((40, 2)), "std": np.ones((40, 2))})
+    with pytest.raises(ValueError, match="std"):
+        tiny(stats={"mean": np.zeros((66, 2)), "std": np.zeros((66, 2))})
+    with pytest.raises(ValueError, match="'mean' and 'std'"):
+        tiny(stats={"mu": 0})
+
+
+def test_all_padded_clip_gives_finite_output():
+    for mode in ("seed", "keys"):
+        m = tiny(attention_mask=mode)
+        x, idx = make_batch(lengths=(0, 10))
+        y = m([x, idx]).numpy()
+        assert np.all(np.isfinite(y)), mode
+
+
+# ------------------------------------------------------------------ preprocessing inside the model
+def test_normalisation_matches_numpy():
+    rng = np.random.default_rng(1)
+    mean, std = rng.random((66, 2)).astype("float32"), (rng.random((66, 2)) + 0.5).astype("float32")
+    x = rng.random((2, 64, 66, 3)).astype("float32")
+    x[0, 3, 7, 0] = 0.0
+    x[1, :, 50:, :] = 0.0
+    lips, hand, pose = gm.LandmarkNormalisation(mean, std)(x)
+    xy = x[..., :2]
+    ref = np.where(xy == 0, 0, (xy - mean) / std)
+    np.testing.assert_allclose(lips.numpy(), ref[:, :, :40].reshape(2, 64, 80), rtol=1e-6)
+    np.testing.assert_allclose(hand.numpy(), ref[:, :, 40:61].reshape(2, 64, 42), rtol=1e-6)
+    np.testing.assert_allclose(pose.numpy(), ref[:, :, 61:].reshape(2, 64, 10), rtol=1e-6)
+    assert lips.numpy()[0, 3, 14] == 0.0          # landmark 7, x: zero stays zero
+
+
+def test_position_index_last_frame_shares_the_padding_row():
+    idx = np.full((1, 64), -1.0, np.float32)
+    idx[0, :10] = np.arange(10) * 3               # max 27
+    pos = gm.position_index(tf.constant(idx)).numpy()[0]
+    expected = [int(i / 27 * 64) for i in idx[0, :10]] + [64] * 54
+    assert pos.tolist() == expected
+    assert pos[9] == 64                           # the quirk: last frame -> padding row
+
+
+def test_landmark_embedding_uses_empty_vector_for_missing_group():
+    layer = gm.LandmarkEmbedding(8)
+    x = np.random.default_rng(2).random((1, 4, 6)).astype("float32")
+    x[0, 1] = 0.0
+    layer(x)
+    layer.empty_embedding.assign(np.arange(8, dtype="float32"))
+    y = layer(x).numpy()
+    np.testing.assert_array_equal(y[0, 1], np.arange(8))
+    ref = layer.dense_2(layer.dense_1(x)).numpy()
+    np.testing.assert_allclose(y[0, [0, 2, 3]], ref[0, [0, 2, 3]], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ attention masking
+def _qkv(seed=3, b=2, t=6, d=4):
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.normal(size=(b, t, d)).astype("float32") for _ in range(3))
+    mask = np.ones((b, t, 1), np.float32)
+    mask[0, 4:] = 0
+    mask[1, 1] = 0
+    return q, k, v, mask
+
+
+def test_seed_mask_arithmetic_matches_numpy_and_masks_query_rows():
+    q, k, v, mask = _qkv()
+    z = scaled_dot_product_attention(q, k, v, tf.constant(mask), "seed").numpy()
+    scores = (q @ k.transpose(0, 2, 1)) / np.float32(np.sqrt(4))
+    scores = scores + (1 - mask) * np.float32(-1e9)     # [B,T,1]: whole query rows
+    ref = np_softmax(scores.astype("float32")) @ v
+    np.testing.assert_allclose(z, ref, rtol=1e-5, atol=1e-6)
+    # A masked query row becomes uniform attention over ALL keys (padded ones included) ...
+    np.testing.assert_allclose(z[0, 4], v[0].mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(z[1, 1], v[1].mean(0), rtol=1e-5, atol=1e-6)
+    # ... and a valid query still attends to masked keys (keys are never masked).
+    w = np_softmax(scores)[0, 0]
+    assert w[4:].sum() > 1e-3
+
+
+def test_keys_mask_ignores_masked_keys():
+    q, k, v, mask = _qkv()
+    z = scaled_dot_product_attention(q, k, v, tf.constant(mask), "keys").numpy()
+    for b in range(2):
+        keep = mask[b, :, 0] == 1
+        s = q[b] @ k[b, keep].T / 2.0
+        np.testing.assert_allclose(z[b], np_softmax(s) @ v[b, keep], rtol=1e-5, atol=1e-6)
+
+
+def test_keras3_softmax_layer_differs_from_the_keras2_original():
+    """Documented finding: Keras 3's Softmax zeroes masked positions after the softmax, so a
+    masked query row gives 0 instead of the Keras 2 original's uniform row."""
+    q, k, v, mask = _qkv()
+    scores = tf.matmul(q, k, transpose_b=True) / 2.0
+    keras3 = keras.layers.Softmax()(scores, mask=tf.constant(mask)).numpy()
+    np.testing.assert_array_equal(keras3[0, 4], 0.0)
+    ours = tf.nn.softmax(scores + (1.0 - mask) * -1e9).numpy()
+    np.testing.assert_allclose(ours[0, 4], 1 / 6, rtol=1e-6)
+
+
+def test_frame_mask_padding_drop_and_fallback():
+    idx = np.array([[0, 1, 2, 3, -1, -1], [5, -1, -1, -1, -1, -1]], np.float32)
+    mask0 = (idx != -1).astype("float32")[..., None]
+    np.testing.assert_array_equal(gm.FrameMask(0.25)(idx).numpy(), mask0)            # inference
+    keras.utils.set_random_seed(0)
+    drops = np.stack([gm.FrameMask(0.5)(np.tile(idx, (50, 1)), training=True).numpy()
+                      for _ in range(4)])
+    assert np.all(drops <= np.tile(mask0, (50, 1, 1)))  # never adds padded frames
+    assert 0.2 < 1 - drops[:, 0::2, :4].mean() < 0.8    # about half of valid frames dropped
+    # A clip that lost every frame falls back to its padding mask (seed's correction).
+    assert np.all(drops[:, 1::2].sum(axis=(1, 2)) >= 1)
+    everything = gm.FrameMask(0.999999)(idx, training=True).numpy()
+    np.testing.assert_array_equal(everything, mask0)
+    # The seed's inference-time drop.
+    keras.utils.set_random_seed(1)
+    inf = gm.FrameMask(0.5, frame_drop_at_inference=True)(np.tile(idx, (50, 1))).numpy()
+    assert inf.sum() < np.tile(mask0, (50, 1, 1)).sum()
+
+
+def test_keys_mode_ignores_padded_frame_content():
+    m = tiny(attention_mask="keys")
+    x, idx = make_batch(lengths=(40, 12, 3))
+    junk = x.copy()
+    rng = np.random.default_rng(9)
+    junk[idx == -1] = rng.normal(size=junk[idx == -1].shape)
+    np.testing.assert_allclose(m([x, idx]).numpy(), m([junk, idx]).numpy(), rtol=1e-6, atol=1e-7)
+    # The seed's query-row mask lets padded frames leak into valid frames (drop off here).
+    s = tiny(attention_mask="seed", frame_drop_at_inference=False)
+    for layer in s.get_layer("embedding")._flatten_layers():      # make embeddings non-trivial
+        for w in layer.weights:
+            if "empty" in w.path or "positional" in w.path:
+                w.assign(rng.normal(size=w.shape) * 0.1)
+    assert np.abs(s([x, idx]).numpy() - s([junk, idx]).numpy()).max() > 1e-6
+
+
+def test_seed_preset_drops_frames_at_inference_until_switched_off():
+    m = tiny(attention_mask="seed")           # default: the original's inference-time drop
+    assert m.get_layer("frame_mask").frame_drop_at_inference
+    x, idx = make_batch(lengths=(64, 40))
+    keras.utils.set_random_seed(0)
+    a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
+    assert np.abs(a - b).max() > 0
+    assert gm.set_frame_drop_at_inference(m, False) is True
+    a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, m([x, idx], training=False).numpy(), rtol=1e-5)
+
+
+def test_keys_mode_drops_frames_only_in_training():
+    m = tiny(attention_mask="keys", frame_drop=0.5)
+    x, idx = make_batch(lengths=(64, 40))
+    np.testing.assert_array_equal(m([x, idx]).numpy(), m([x, idx]).numpy())
+    layer = m.get_layer("frame_mask")
+    assert not np.array_equal(layer(idx, training=True).numpy(), layer(idx).numpy())
+
+
+# ------------------------------------------------------------------ formulations and saving
+@pytest.mark.parametrize("mode", ["seed", "keys"])
+def test_per_head_and_matmul_attention_agree(mode):
+    rng = np.random.default_rng(4)
+    a = gm.MultiHeadAttention(32, 4, mode, "matmul")
+    b = gm.MultiHeadAttention(32, 4, mode, "per_head")
+    x = rng.normal(size=(3, 64, 32)).astype("float32")
+    mask = np.ones((3, 64, 1), np.float32)
+    mask[1, 20:] = 0
+    mask[2, 3:] = 0
+    a(x, mask), b(x, mask)
+    for w in a.weights:                       # non-zero biases too
+        w.assign(rng.normal(size=w.shape).astype("float32") * 0.3)
+    gm.copy_attention_weights(a, b)
+    za, zb = a(x, mask).numpy(), b(x, mask).numpy()
+    assert za.std() > 0.1
+    np.testing.assert_allclose(za, zb, rtol=1e-5, atol=1e-5)
+    # head 1 of per_head is columns depth:2*depth of the fused kernel
+    np.testing.assert_array_equal(b.wq[1].kernel.numpy(), a.wq.kernel.numpy()[:, 8:16])
+    # whole models, both directions
+    ma = tiny(attention_mask=mode, frame_drop_at_inference=False)
+    mb = tiny(attention_mask=mode, frame_drop_at_inference=False, attention_impl="per_head")
+    gm.copy_weights_between_impls(mb, ma)
+    xx, idx = make_batch()
+    np.testing.assert_allclose(ma([xx, idx]).numpy(), mb([xx, idx]).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_fused_kernels_initialised_like_seed_per_head_kernels():
+    a = gm.MultiHeadAttention(512, 8)
+    a(np.zeros((1, 4, 512), np.float32), np.ones((1, 4, 1), np.float32))
+    k = a.wq.kernel.numpy()
+    limit = np.sqrt(6 / (512 + 64))                  # glorot_uniform of a Dense(512 -> 64)
+    assert np.abs(k).max() <= limit
+    assert np.abs(k).max() > 0.99 * limit
+
+
+@pytest.mark.parametrize("impl", ["matmul", "per_head"])
+def test_keras_file_round_trip(tmp_path, impl):
+    rng = np.random.default_rng(5)
+    stats = {"mean": rng.random((66, 2)), "std": rng.random((66, 2)) + 0.5}
+    m = tiny(attention_mask="seed", frame_drop_at_inference=False, attention_impl=impl, stats=stats)
+    path = tmp_path / "model.keras"
+    m.save(path)
+    loaded = keras.models.load_model(path)
+    x, idx = make_batch()
+    np.testing.assert_array_equal(m([x, idx]).numpy(), loaded([x, idx]).numpy())
+    assert loaded.count_params() == m.count_params()
+    norm = loaded.get_layer("normalisation")
+    np.testing.assert_array_equal(norm.mean, np.float32(stats["mean"]))
+    np.testing.assert_array_equal(norm.std, np.float32(stats["std"]))
+    assert loaded.get_layer("frame_mask").frame_drop_at_inference is False
+
+
+def test_model_trains():
+    m = tiny(attention_mask="keys")
+    m.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    x, idx = make_batch()
+    x[0, 10:20] = 0.0            # valid frames with every group missing: empty vectors are used
+    y = np.array([0, 1, 2, 3])
+    before = [w.numpy().copy() for w in m.trainable_weights]
+    h = m.fit([x, idx], y, epochs=3, batch_size=4, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, m.trainable_weights)]
+    assert all(changed)
