@@ -9,8 +9,10 @@ The definition is the original notebook's (`get_lips_mean_std` and its hand/pose
 landmark and for x and y, over all frames of all clips,
 ``v = l[np.nonzero(l)]; mean = v.mean(); std = v.std()`` (population std). Zeros are left out
 because preprocessing writes 0 for "missing" (padding frames and NaN landmarks). z is not used.
-A landmark with no non-zero value at all gets mean 0 and std 1 (the original would produce NaN),
-so that normalising it is the identity.
+Two degenerate cases differ from the original, which would divide by zero in the model: a
+landmark with no non-zero value gets mean 0 and std 1, and one whose non-zero values are all equal
+(std 0, or below 1e-8 after rounding) gets std 1. Neither happens on real or synthetic training
+sets; both keep `normalise` finite.
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ def compute_stats(X) -> dict[str, np.ndarray]:
     `X` is a prepared array `[n, 64, 66, 3]` (any `[..., 66, >=2]` works); rows of the result
     are the 66 landmark columns, columns are x and y. Vectorised with masked sums in float64,
     in chunks of clips (two passes: mean, then squared deviations, like `np.std`); it equals the
-    original per-landmark loop up to float32 rounding. No non-zero value: mean 0, std 1.
+    original per-landmark loop up to float32 rounding. No non-zero value: mean 0, std 1;
+    std 0: std 1 (see the module docstring).
     Raises ValueError if X holds NaN (preprocessing writes 0 for missing values). Chapter 2.
     """
     X = _check_X(X)
@@ -69,6 +72,7 @@ def compute_stats(X) -> dict[str, np.ndarray]:
     for v in _chunks(X):
         squares += np.where(v != 0, (v - mean) ** 2, 0.0).sum(axis=0)
     std = np.sqrt(np.divide(squares, count, out=np.ones_like(squares), where=present))
+    std[std < 1e-8] = 1.0                # constant values (std 0 up to rounding)
     return {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
 
 
