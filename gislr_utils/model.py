@@ -62,14 +62,21 @@ def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed"):
     scores [B, T(query), T(key)] it covers whole *query rows*, as the original's Keras 2
     ``Softmax()(scores, mask=mask)`` did (Chapter 3, "the mask that masks queries").
     ``mask_mode="keys"`` transposes it to [B, 1, T] so that padded *keys* get -1e9.
+
+    The additive term is computed *before* the transpose on purpose: written the other way
+    round (transpose the mask, then ``1 - mask``), TF 2.21's TFLite converter moves the
+    transpose behind the subtraction and swaps its operands, so the file computes
+    ``mask - 1`` and puts +1e9 on padded keys (measured; ``tests/test_export.py`` exports
+    both formulations and compares them with Keras).
     """
     d = tf.cast(tf.shape(q)[-1], tf.float32)
     scores = tf.matmul(q, k, transpose_b=True) / tf.math.sqrt(d)
-    mask = frame_mask if mask_mode == "seed" else tf.transpose(frame_mask, [0, 2, 1])
-    if len(q.shape) == 4:                      # heads axis: [B, 1, T, 1] or [B, 1, 1, T]
-        mask = mask[:, None]
-    scores = scores + (1.0 - mask) * MASK_NEGATIVE
-    weights = tf.nn.softmax(scores, axis=-1)
+    bias = (1.0 - frame_mask) * MASK_NEGATIVE          # [B, T, 1]: 0 keep, -1e9 masked
+    if mask_mode == "keys":
+        bias = tf.transpose(bias, [0, 2, 1])            # [B, 1, T]: over the keys
+    if len(q.shape) == 4:
+        bias = bias[:, None]                            # heads axis
+    weights = tf.nn.softmax(scores + bias, axis=-1)
     return tf.matmul(weights, v)
 
 
@@ -96,16 +103,22 @@ class MultiHeadAttention(keras.layers.Layer):
         self.units, self.num_heads, self.mask_mode, self.impl = units, num_heads, mask_mode, impl
         self.depth = units // num_heads
         if impl == "matmul":
-            init = keras.initializers.VarianceScaling(
-                scale=2.0 * units / (units + self.depth), mode="fan_avg", distribution="uniform")
-            self.wq = keras.layers.Dense(units, kernel_initializer=init, name="wq")
-            self.wk = keras.layers.Dense(units, kernel_initializer=init, name="wk")
-            self.wv = keras.layers.Dense(units, kernel_initializer=init, name="wv")
+            # A fresh initializer per Dense: a Keras 3 initializer instance is seeded once, so
+            # sharing one would give q, k and v identical kernels.
+            self.wq, self.wk, self.wv = (
+                keras.layers.Dense(units, kernel_initializer=self._per_head_glorot(), name=n)
+                for n in ("wq", "wk", "wv"))
         else:
             self.wq = [keras.layers.Dense(self.depth, name=f"wq_{i}") for i in range(num_heads)]
             self.wk = [keras.layers.Dense(self.depth, name=f"wk_{i}") for i in range(num_heads)]
             self.wv = [keras.layers.Dense(self.depth, name=f"wv_{i}") for i in range(num_heads)]
         self.wo = keras.layers.Dense(units, name="wo")
+
+    def _per_head_glorot(self):
+        """glorot_uniform of a Dense(units -> depth), the seed's per-head kernels."""
+        return keras.initializers.VarianceScaling(
+            scale=2.0 * self.units / (self.units + self.depth), mode="fan_avg",
+            distribution="uniform")
 
     def build(self, input_shape):
         for layer in (self.wq, self.wk, self.wv):

@@ -295,6 +295,10 @@ def test_fused_kernels_initialised_like_seed_per_head_kernels():
     limit = np.sqrt(6 / (512 + 64))                  # glorot_uniform of a Dense(512 -> 64)
     assert np.abs(k).max() <= limit
     assert np.abs(k).max() > 0.99 * limit
+    # every kernel is drawn separately (a shared Keras 3 initializer would repeat its values)
+    kernels = [w.numpy() for w in a.weights if w.path.endswith("kernel")]
+    assert len(kernels) == 4
+    assert all(not np.array_equal(kernels[i], kernels[j]) for i in range(4) for j in range(i))
 
 
 @pytest.mark.parametrize("impl", ["matmul", "per_head"])
