@@ -105,9 +105,9 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     landmark is missing (as `dataset.load_frames` returns it). `input_size` is the number of
     output frames (64 in the original; other values are for experiments and tests).
 
-    Pooling (step 6) is computed without materialising the repeated and padded sequence: every
-    output window is a weighted sum of kept frames, the weights being how many times each kept
-    frame occurs in that window, so a 4096-frame intermediate costs a `[64, n]` matrix product.
+    Pooling (step 6) is computed without materialising the repeated and padded sequence: window
+    sums come from cumulative sums over the kept frames (`_window_sums`), so the 4096-frame
+    intermediate costs nothing; sums are in float64, the mean is rounded to float32.
     Raises `ValueError` on a wrong shape and `GISLRDataError` for quirk 3 (see module docstring).
     """
     size = _check_input_size(input_size)
@@ -161,19 +161,48 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     pad_size = pool_size * size - length if pool_size == 1 else (pool_size * size) % length
     pad_left = pad_size // 2 + size // 2
     window = pool_size + 1
-    # 6c. window w averages padded positions [w * window, (w + 1) * window); padded position p
-    # holds repeated frame clip(p - pad_left, 0, length - 1), i.e. kept frame that // repeats.
-    src = np.clip(np.arange(size * window) - pad_left, 0, length - 1) // repeats
-    weights = np.bincount(np.repeat(np.arange(size) * n, window) + src, minlength=size * n)
-    weights = weights.reshape(size, n).astype(np.float32)            # [64, n] occurrence counts
+    # 6c. window w covers positions [w * window - pad_left, (w + 1) * window - pad_left) of the
+    # repeated sequence; positions < 0 are copies of the first kept frame, >= length of the last.
+    start = np.arange(size) * window - pad_left
+    n_first = np.clip(-start, 0, window)                             # left edge copies
+    n_last = np.clip(start + window - length, 0, window)             # right edge copies
+    lo = np.clip(start, 0, length)
+    hi = np.clip(start + window, 0, length)
     flat = data.reshape(n, N_COLS * N_DIMS)
     finite = ~np.isnan(flat)
-    sums = weights @ np.where(finite, flat, np.float32(0.0))
-    counts = weights @ finite.astype(np.float32)
-    out = np.zeros_like(sums)
-    np.divide(sums, counts, out=out, where=counts > 0)               # nanmean; all-NaN -> 0 (7.)
-    out_idxs = (weights @ idxs) / np.float32(window)                 # exact: integer sums
+    c = flat.shape[1]
+    stacked = np.empty((n, 2 * c + 1))                               # values | non-NaN | index
+    np.copyto(stacked[:, :c], flat, where=finite)
+    stacked[:, :c][~finite] = 0.0
+    stacked[:, c:2 * c] = finite
+    stacked[:, -1] = idxs
+    sums = _window_sums(stacked, n_first, n_last, lo, hi, repeats)
+    out = np.zeros((size, c), np.float32)
+    np.divide(sums[:, :c], sums[:, c:2 * c], out=out, where=sums[:, c:2 * c] > 0,
+              casting="unsafe")                                      # nanmean; 0/0 -> 0 (7.)
+    # indices are integers: their window sums are exact in float32, as in the original
+    out_idxs = sums[:, -1].astype(np.float32) / np.float32(window)
     return out.reshape(size, N_COLS, N_DIMS), out_idxs.astype(np.float32)
+
+
+def _window_sums(values, n_first, n_last, lo, hi, repeats):
+    """Sums over the pooling windows of the repeated, edge-padded sequence, without building it.
+
+    `values [n, c]` (float64) are the kept frames; each window holds `n_first` copies of the first frame,
+    positions `[lo, hi)` of the sequence in which every frame is repeated `repeats` times, and
+    `n_last` copies of the last frame. Sums over `[0, q)` of the repeated sequence are
+    `repeats * cumsum[q // repeats] + (q % repeats) * values[q // repeats]` (float64 cumsum).
+    """
+    n = len(values)
+    csum = np.zeros((n + 1, values.shape[1]))
+    np.cumsum(values, axis=0, out=csum[1:])
+
+    def prefix(q):
+        k = q // repeats
+        return repeats * csum[k] + (q % repeats)[:, None] * values[np.minimum(k, n - 1)]
+
+    return (n_first[:, None] * values[0] + n_last[:, None] * values[-1]
+            + prefix(hi) - prefix(lo))
 
 
 class PreprocessLayer(keras.layers.Layer):
