@@ -205,6 +205,7 @@ def _window_sums(values, n_first, n_last, lo, hi, repeats):
             + prefix(hi) - prefix(lo))
 
 
+@keras.saving.register_keras_serializable(package="gislr")
 class PreprocessLayer(keras.layers.Layer):
     """The original preprocessing as a Keras 3 layer of TensorFlow ops (for the TFLite graph).
 
@@ -351,18 +352,24 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
         raise ValueError(f"workers={workers} must be >= 1 (or None for all cores)")
     bar = tqdm(total=n, desc="preprocessing", unit="file", disable=not progress or n == 0)
 
-    def work(i):
-        X[i], IDX[i] = _preprocess_path(paths[i], size)
+    def work(chunk):                 # threads write disjoint rows of the shared arrays
+        for i in chunk:
+            X[i], IDX[i] = _preprocess_path(paths[i], size)
+        return len(chunk)
 
+    step = max(1, min(64, n // (8 * workers)))
+    chunks = [range(i, min(i + step, n)) for i in range(0, n, step)]
     try:
-        if workers == 1 or n <= 1:
-            for i in range(n):
-                work(i)
-                bar.update()
+        if workers == 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                bar.update(work(chunk))
         else:
-            with ThreadPoolExecutor(max_workers=min(workers, n)) as ex:
-                for _ in ex.map(work, range(n)):
-                    bar.update()
+            ex = ThreadPoolExecutor(max_workers=min(workers, len(chunks)))
+            try:
+                for done in ex.map(work, chunks):
+                    bar.update(done)
+            finally:  # on an error (or Ctrl-C) do not wait for the files still queued
+                ex.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     return X, IDX

@@ -406,6 +406,14 @@ def test_preprocess_files_order_and_values():
     assert X0.shape == (0, 64, 66, 3) and IDX0.shape == (0, 64)
 
 
+@needs_real
+def test_preprocess_files_progress_bar(capsys):
+    paths = real_paths()[:3]
+    X, _ = preprocess_files(paths, progress=True)
+    assert "preprocessing" in capsys.readouterr().err
+    np.testing.assert_array_equal(X[2], preprocess(dataset.load_frames(paths[2]))[0])
+
+
 def test_preprocess_files_names_the_bad_file(tmp_path):
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not a parquet file")
