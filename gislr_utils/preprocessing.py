@@ -172,8 +172,7 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     finite = ~np.isnan(flat)
     c = flat.shape[1]
     stacked = np.empty((n, 2 * c + 1))                               # values | non-NaN | index
-    np.copyto(stacked[:, :c], flat, where=finite)
-    stacked[:, :c][~finite] = 0.0
+    stacked[:, :c] = np.where(finite, flat, np.float32(0.0))
     stacked[:, c:2 * c] = finite
     stacked[:, -1] = idxs
     sums = _window_sums(stacked, n_first, n_last, lo, hi, repeats)
@@ -188,9 +187,9 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
 def _window_sums(values, n_first, n_last, lo, hi, repeats):
     """Sums over the pooling windows of the repeated, edge-padded sequence, without building it.
 
-    `values [n, c]` (float64) are the kept frames; each window holds `n_first` copies of the first frame,
-    positions `[lo, hi)` of the sequence in which every frame is repeated `repeats` times, and
-    `n_last` copies of the last frame. Sums over `[0, q)` of the repeated sequence are
+    `values [n, c]` (float64) are the kept frames; each window holds `n_first` copies of the
+    first frame, positions `[lo, hi)` of the sequence in which every frame is repeated `repeats`
+    times, and `n_last` copies of the last frame. Sums over `[0, q)` of the repeated sequence are
     `repeats * cumsum[q // repeats] + (q % repeats) * values[q // repeats]` (float64 cumsum).
     """
     n = len(values)
