@@ -1,0 +1,80 @@
+"""Training throughput of the two attention formulations (Chapter 3), seed preset, on CPU.
+
+"matmul": q, k, v as one Dense(units) each, heads by reshape/transpose, batched tf.matmul.
+"per_head": the seed's code, a Dense(depth) per head for q, k and v, 8 small attentions, concat.
+Same parameters, same function (tests/test_model.py checks it). Each model is compiled as the
+training chapter does (AdamW, clipnorm 1.0, label-smoothed cross-entropy) and trained with
+`train_on_batch` on one random batch; the two are timed in alternating rounds after a warm-up,
+so that load from other processes hits both alike. Reports samples/s (median step time).
+
+    python benchmarks/attention.py [--batch 64] [--steps 6] [--warmup 2] [--jit] [--preset seed]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+import gislr_utils  # noqa: E402,F401
+from gislr_utils._tf import keras, tf  # noqa: E402
+from gislr_utils.model import build_model  # noqa: E402
+
+
+def make_model(preset, impl, jit):
+    keras.utils.set_random_seed(0)
+    model = build_model(preset, attention_impl=impl)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-5, clipnorm=1.0),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.25),
+                  jit_compile=jit)
+    return model
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--preset", default="seed")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per formulation")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--jit", action="store_true", help="compile with XLA (jit_compile=True)")
+    args = ap.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.5, 0.2, (args.batch, 64, 66, 3)).astype("float32")
+    idx = np.tile(np.arange(64, dtype="float32"), (args.batch, 1))
+    for i, n in enumerate(rng.integers(8, 65, args.batch)):   # clips of 8-64 frames
+        idx[i, n:] = -1.0
+        x[i, n:] = 0.0
+    y = keras.utils.to_categorical(rng.integers(0, 250, args.batch), 250)
+
+    impls = ("matmul", "per_head")
+    models = {impl: make_model(args.preset, impl, args.jit) for impl in impls}
+    for impl in impls:
+        for _ in range(args.warmup):
+            models[impl].train_on_batch([x, idx], y)
+    times = {impl: [] for impl in impls}
+    for _ in range(args.steps):
+        for impl in impls:
+            t0 = time.perf_counter()
+            models[impl].train_on_batch([x, idx], y)
+            times[impl].append(time.perf_counter() - t0)
+
+    print(f"preset={args.preset} batch={args.batch} steps={args.steps} warmup={args.warmup} "
+          f"jit_compile={args.jit} cpu_count={os.cpu_count()} tf={tf.__version__} "
+          f"keras={keras.__version__} params={models['matmul'].count_params():,}")
+    rate = {}
+    for impl in impls:
+        med = float(np.median(times[impl]))
+        rate[impl] = args.batch / med
+        print(f"{impl:9s} median step {med * 1e3:8.1f} ms   {rate[impl]:7.1f} samples/s   "
+              f"(min {min(times[impl]) * 1e3:.1f} ms, max {max(times[impl]) * 1e3:.1f} ms)")
+    print(f"speed-up matmul / per_head: {rate['matmul'] / rate['per_head']:.2f}x")
+    return rate
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""TFLite file size and per-clip latency of the exported competition graph (Chapter 6).
+
+For each preset (seed, classroom) the model is built with *untrained* weights (size and latency
+do not depend on the values), exported with `export.export_tflite` in float32 and with float16
+weights, and every clip of the real sample (raw parquet frames, preprocessing inside the graph)
+is run through the LiteRT signature runner: `repeats` timed calls per clip after one warm-up.
+Without the real sample, random raw clips of 10-120 frames are used (said in the output).
+
+    python benchmarks/tflite.py [--presets seed classroom] [--repeats 3] [--threads N] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+import gislr_utils  # noqa: E402,F401
+from gislr_utils import config, export  # noqa: E402
+from gislr_utils._tf import keras, tf  # noqa: E402
+from gislr_utils.dataset import load_frames  # noqa: E402
+from gislr_utils.model import build_model  # noqa: E402
+
+
+def clips_for_timing():
+    files = sorted(config.REAL_SAMPLE_DIR.glob("train_landmark_files/*/*.parquet"))
+    if files:
+        return [load_frames(f) for f in files], f"{len(files)} real sample clips ({config.REAL_SAMPLE_DIR})"
+    rng = np.random.default_rng(0)
+    clips = []
+    for n in rng.integers(10, 121, 40):
+        c = rng.random((n, 543, 3)).astype("float32")
+        c[:, 522:] = np.nan
+        clips.append(c)
+    return clips, "40 random clips (real sample not found)"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--presets", nargs="+", default=["seed", "classroom"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="interpreter threads (default: LiteRT's)")
+    ap.add_argument("--out", type=Path, default=None, help="keep the .tflite files here")
+    args = ap.parse_args(argv)
+
+    clips, what = clips_for_timing()
+    frames = np.array([len(c) for c in clips])
+    print(f"timing on {what}: {frames.min()}-{frames.max()} frames (median {np.median(frames):.0f}); "
+          f"repeats={args.repeats}, threads={args.threads or 'default'}, cpu_count={os.cpu_count()}, "
+          f"tf={tf.__version__}, untrained weights")
+    out = args.out or Path(tempfile.mkdtemp(prefix="gislr_tflite_"))
+    rows = []
+    for preset in args.presets:
+        keras.utils.set_random_seed(0)
+        model = build_model(preset)
+        for fp16 in (False, True):
+            path = export.export_tflite(model, out / f"{preset}{'_fp16' if fp16 else ''}.tflite", fp16=fp16)
+            r = export.tflite_size_and_latency(path, clips, repeats=args.repeats, num_threads=args.threads)
+            rows.append((preset, "fp16" if fp16 else "fp32", model.count_params(), r))
+    print(f"{'preset':10s} {'weights':7s} {'params':>10s} {'size MiB':>9s} {'median ms':>10s} "
+          f"{'p90 ms':>8s} {'mean ms':>8s}")
+    for preset, kind, params, r in rows:
+        print(f"{preset:10s} {kind:7s} {params:10,d} {r['size_mb']:9.2f} {r['median_ms']:10.2f} "
+              f"{r['p90_ms']:8.2f} {r['mean_ms']:8.2f}")
+    if args.out is None:
+        for f in out.glob("*.tflite"):
+            f.unlink()
+        out.rmdir()
+    return rows
+
+
+if __name__ == "__main__":
+    main()
