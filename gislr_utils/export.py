@@ -1,6 +1,6 @@
 """TFLite export in the competition's format, and LiteRT inference, size and latency.
 
-Chapter 6 (export and deployment) explains this module. The competition's contract: a TFLite
+Chapter 6 (export and inference) explains this module. The competition's contract: a TFLite
 file with signature ``"serving_default"`` taking ``inputs`` float32 ``[n_frames, 543, 3]``, one
 raw clip as read from its parquet file (NaN included), and returning ``outputs`` ``[250]``.
 Preprocessing (``preprocessing.PreprocessLayer``) therefore runs *inside* the graph, and only

@@ -1,8 +1,8 @@
 """The GISLR transformer (M. Wijkhuizen's Kaggle notebook, as in the seed report), in Keras 3.
 
-Chapter 3 ("attention and embedding design") explains every piece of this module; the
-training chapter compiles and fits the model that :func:`build_model` returns (this module never
-compiles a model).
+Chapter 3 ("attention and embedding design") explains every piece of this module; Chapter 4
+(training) compiles and fits the model that :func:`build_model` returns (this module never
+compiles a model) and Chapter 6 exports it (``export.py``).
 
 Data flow (shapes for one batch of B clips of T = 64 frames)::
 
@@ -20,6 +20,16 @@ Two attention-mask modes (setting ``attention_mask``):
   masks whole *query rows* and never masks padded *keys*.
 * ``"keys"`` is the fix: padded keys are masked, the random frame drop runs only in training, so
   the content of padded frames cannot change a prediction.
+
+Keras 2 vs Keras 3 ``Softmax`` layer. The original called ``tf.keras.layers.Softmax()(scores,
+mask=mask)`` (Keras 2), which computes ``softmax(scores + (1 - mask) * -1e9)``. In float32,
+``s - 1e9`` rounds to exactly ``-1e9`` for ``|s| < 32`` (the spacing of float32 near 1e9 is 64),
+so a masked query row becomes (practically always exactly) uniform attention over all 64 keys.
+Keras 3's ``Softmax`` (3.15) does something else with the same mask: it *replaces* masked scores
+by -1e9 (``where``) and afterwards multiplies the output by the mask (``where(mask, out, 0)``),
+so masked query rows become all-zero attention. Calling it would silently change the seed's
+model; :func:`scaled_dot_product_attention` writes the Keras 2 arithmetic out in TF ops
+(``tests/test_model.py`` pins both behaviours).
 """
 from __future__ import annotations
 
@@ -60,14 +70,15 @@ def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed"):
     `frame_mask` [B, T, 1] is 1 for frames to use, 0 for padded or dropped ones.
     ``mask_mode="seed"`` adds ``(1 - mask) * -1e9`` with the mask as it is, [B, T, 1]: against
     scores [B, T(query), T(key)] it covers whole *query rows*, as the original's Keras 2
-    ``Softmax()(scores, mask=mask)`` did (Chapter 3, "the mask that masks queries").
+    ``Softmax()(scores, mask=mask)`` did (Chapter 3).
     ``mask_mode="keys"`` transposes it to [B, 1, T] so that padded *keys* get -1e9.
+    (Not ``keras.layers.Softmax``: Keras 3's differs from Keras 2's, see the module docstring.)
 
     The additive term is computed *before* the transpose on purpose: written the other way
     round (transpose the mask, then ``1 - mask``), TF 2.21's TFLite converter moves the
     transpose behind the subtraction and swaps its operands, so the file computes
-    ``mask - 1`` and puts +1e9 on padded keys (measured; ``tests/test_export.py`` exports
-    both formulations and compares them with Keras).
+    ``mask - 1`` and puts +1e9 on padded keys (measured: it broke the per_head model in
+    "keys" mode, which ``tests/test_export.py`` exports and compares with Keras).
     """
     d = tf.cast(tf.shape(q)[-1], tf.float32)
     scores = tf.matmul(q, k, transpose_b=True) / tf.math.sqrt(d)
@@ -501,8 +512,14 @@ def set_frame_drop_at_inference(model: keras.Model, enabled: bool) -> bool:
     previous = layers[0].frame_drop_at_inference
     for layer in layers:
         layer.frame_drop_at_inference = bool(enabled)
-    model.predict_function = None
+    model.predict_function = None     # predict() and evaluate() run in inference mode
+    model.test_function = None
     return previous
+
+
+def load_model(path) -> keras.Model:
+    """Load a ``.keras`` file saved from :func:`build_model` (its layers are registered here)."""
+    return keras.saving.load_model(path)
 
 
 def copy_attention_weights(src: MultiHeadAttention, dst: MultiHeadAttention) -> None:

@@ -251,6 +251,9 @@ def test_seed_preset_drops_frames_at_inference_until_switched_off():
     a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, m([x, idx], training=False).numpy(), rtol=1e-5)
+    m.compile(loss="sparse_categorical_crossentropy")
+    y = np.array([0, 1])
+    assert m.evaluate([x, idx], y, verbose=0) == m.evaluate([x, idx], y, verbose=0)
 
 
 def test_keys_mode_drops_frames_only_in_training():
@@ -308,7 +311,7 @@ def test_keras_file_round_trip(tmp_path, impl):
     m = tiny(attention_mask="seed", frame_drop_at_inference=False, attention_impl=impl, stats=stats)
     path = tmp_path / "model.keras"
     m.save(path)
-    loaded = keras.models.load_model(path)
+    loaded = gm.load_model(path)
     x, idx = make_batch()
     np.testing.assert_array_equal(m([x, idx]).numpy(), loaded([x, idx]).numpy())
     assert loaded.count_params() == m.count_params()
