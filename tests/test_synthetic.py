@@ -1,0 +1,195 @@
+"""Tests of gislr_utils.synthetic: the generated set is real GISLR format, varied and deterministic."""
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from gislr_utils import config, synthetic
+from gislr_utils.dataset import (SCHEMA, clip_summary, landmark_stats, load_frames, read_clips,
+                                 validate_file)
+
+REAL = config.REAL_SAMPLE_DIR
+needs_real = pytest.mark.skipif(not (REAL / "train.csv").exists(),
+                                reason=f"real GISLR sample not found at {REAL}")
+SMALL = dict(n_signs=8, n_participants=10, clips_per_sign=1)       # 80 clips, about a second
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    return synthetic.generate(tmp_path_factory.mktemp("syn") / "data", seed=0, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def small_clips(small_set):
+    return read_clips(small_set)
+
+
+@pytest.fixture(scope="module")
+def small_summary(small_clips):
+    return clip_summary(small_clips)
+
+
+def test_layout_and_reader(small_set, small_clips):
+    assert len(small_clips) == 8 * 10 * 1
+    assert small_clips["participant_id"].nunique() == 10
+    specs = synthetic.sign_catalogue(8)
+    assert sorted(small_clips["sign"].unique()) == sorted(s.name for s in specs)
+    assert {"hello", "thankyou"} <= set(small_clips["sign"])
+    assert (small_clips["label"] == small_clips["sign"].map(config.SIGN_TO_INDEX)).all()
+    assert (small_clips.groupby(["participant_id", "sign"]).size() == 1).all()
+    assert json.loads((small_set / "sign_to_prediction_index_map.json").read_text()) == \
+        config.SIGN_TO_INDEX
+    ids = small_clips["participant_id"]
+    assert ids.between(1000, 99999).all()                      # 4-5 digits like the real ids
+    assert small_clips["sequence_id"].is_unique
+    for row in small_clips.itertuples():
+        assert row.path.endswith(f"train_landmark_files/{row.participant_id}/{row.sequence_id}.parquet")
+
+
+def test_every_file_is_valid_gislr(small_clips):
+    for path in small_clips["path"]:
+        assert validate_file(path) >= 3
+
+
+@needs_real
+def test_schema_equals_real_files(small_clips):
+    real = pq.read_schema(read_clips(REAL)["path"].iloc[0]).remove_metadata()
+    for path in small_clips["path"].iloc[:5]:
+        assert pq.read_schema(path).remove_metadata() == real == SCHEMA
+
+
+def test_row_ids_frames_and_nans(small_clips):
+    firsts = []
+    for path in small_clips["path"]:
+        df = pd.read_parquet(path, columns=["frame", "row_id", "type", "landmark_index"])
+        firsts.append(int(df["frame"].iloc[0]))
+        if len(firsts) <= 3:                                   # row id format, independently
+            expected = (df["frame"].astype(str) + "-" + df["type"] + "-"
+                        + df["landmark_index"].astype(str))
+            assert (df["row_id"] == expected).all()
+        frames = np.unique(df["frame"])
+        assert (np.diff(frames) == 1).all()                    # consecutive frame numbers
+    assert sum(f > 0 for f in firsts) > len(firsts) // 2       # frames do not all start at 0
+    assert len(set(firsts)) > 5
+    all_frames = [load_frames(p) for p in small_clips["path"]]
+    for f in all_frames:
+        assert not np.isnan(f[:, :468]).any() and not np.isnan(f[:, 489:522]).any()  # face, pose
+        for sl in (slice(468, 489), slice(522, 543)):          # a hand is all there or all NaN
+            nan = np.isnan(f[:, sl]).reshape(len(f), -1)
+            assert (nan.all(1) | ~nan.any(1)).all()
+    hand_missing = np.concatenate([np.isnan(f[:, [468, 522], 0]).ravel() for f in all_frames])
+    assert 0.2 < hand_missing.mean() < 0.9                     # MediaPipe-like dropouts
+
+
+def test_dominant_hands_and_lengths(small_set, small_summary):
+    s = small_summary
+    assert set(s["dominant"]) == {"left", "right"}
+    people = pd.read_csv(small_set / "synthetic_participants.csv")
+    assert set(people["dominant"]) == {"left", "right"}
+    merged = s.merge(people[["participant_id", "dominant"]], on="participant_id",
+                     suffixes=("", "_participant"))
+    assert (merged["dominant"] == merged["dominant_participant"]).mean() > 0.8
+    # Non-dominant hand mostly missing, dominant hand mostly present (real sample: 0.99, 0.33).
+    dom = np.where(s["dominant"] == "left", s["left_hand_missing"], s["right_hand_missing"])
+    non = np.where(s["dominant"] == "left", s["right_hand_missing"], s["left_hand_missing"])
+    assert dom.mean() < 0.6 and non.mean() > 0.8
+    n = s["n_frames"]
+    assert (n > 64).any() and (n > 100).any()                  # the downsampling path is used
+    assert 10 <= n.median() <= 30 and n.min() >= 3
+
+
+def test_same_seed_same_bytes_different_seed_differs(tmp_path):
+    size = dict(n_signs=3, n_participants=2, clips_per_sign=1)
+    a = synthetic.generate(tmp_path / "a", seed=5, **size)
+    b = synthetic.generate(tmp_path / "b", seed=5, **size)
+    c = synthetic.generate(tmp_path / "c", seed=6, **size)
+    assert (a / "train.csv").read_bytes() == (b / "train.csv").read_bytes()
+    ca, cb = read_clips(a), read_clips(b)
+    for pa_, pb_ in zip(ca["path"], cb["path"]):
+        np.testing.assert_array_equal(load_frames(pa_), load_frames(pb_))
+        assert open(pa_, "rb").read() == open(pb_, "rb").read()
+    assert (a / "train.csv").read_bytes() != (c / "train.csv").read_bytes()
+    fa, fc = load_frames(ca["path"].iloc[0]), load_frames(read_clips(c)["path"].iloc[0])
+    assert fa.shape != fc.shape or not np.array_equal(fa, fc, equal_nan=True)
+    with pytest.raises(FileExistsError, match="not empty"):
+        synthetic.generate(a, seed=5, **size)
+    assert synthetic.generate(a, seed=6, overwrite=True, **size) == a
+    assert (a / "train.csv").read_bytes() == (c / "train.csv").read_bytes()
+
+
+def test_ensure_data_dir(tmp_path, monkeypatch):
+    given = tmp_path / "given"
+    given.mkdir()
+    assert synthetic.ensure_data_dir(given) == given
+    with pytest.raises(FileNotFoundError, match="missing_dir"):
+        synthetic.ensure_data_dir(tmp_path / "missing_dir")
+    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", dict(n_signs=2, n_participants=2, clips_per_sign=1))
+    d = synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3)
+    assert d == tmp_path / "art" / "synthetic_seed3"
+    assert len(read_clips(d)) == 4
+    marker = d / synthetic.MARKER_NAME
+    stamp = (d / "train.csv").stat().st_mtime_ns
+    assert synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3) == d   # reused
+    assert (d / "train.csv").stat().st_mtime_ns == stamp
+    marker.unlink()                                   # as if generation had been interrupted
+    (d / "train.csv").unlink()
+    assert synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3) == d
+    assert marker.exists() and len(read_clips(d)) == 4
+    assert [p.name for p in (tmp_path / "art").iterdir()] == ["synthetic_seed3"]  # no temp dirs
+
+
+def test_sign_catalogue():
+    specs = synthetic.sign_catalogue()
+    names = [s.name for s in specs]
+    assert len(specs) == synthetic.DEFAULT_SIZE["n_signs"] and len(set(names)) == len(names)
+    assert names[:2] == ["hello", "thankyou"] and set(names) <= set(config.SIGN_TO_INDEX)
+    for a, b, _why in synthetic.SIMILAR_PAIRS:
+        assert a in names and b in names
+    every = synthetic.sign_catalogue(250)
+    assert sorted(s.name for s in every) == sorted(config.SIGN_TO_INDEX)
+    assert every == synthetic.sign_catalogue(250)             # deterministic
+    with pytest.raises(ValueError, match="n_signs=251"):
+        synthetic.sign_catalogue(251)
+    table = synthetic.catalogue_table()
+    assert table.loc[table["name"] == "hello", "label"].item() == 113
+
+
+def test_hand_shapes_bend_fingers():
+    tpl = synthetic.load_template()
+    flat = synthetic.hand_shape(tpl["hand"], np.array([synthetic.HANDSHAPES["5"]]))[0]
+    fist = synthetic.hand_shape(tpl["hand"], np.array([synthetic.HANDSHAPES["S"]]))[0]
+    # Bones keep their lengths; fingertips come close to the wrist in a fist.
+    for a, b in ((5, 6), (6, 7), (7, 8), (1, 2), (2, 3), (3, 4)):
+        assert np.linalg.norm(fist[b] - fist[a]) == pytest.approx(np.linalg.norm(flat[b] - flat[a]))
+    for tip in (8, 12, 16, 20):
+        assert np.linalg.norm(fist[tip]) < 0.75 * np.linalg.norm(flat[tip])
+    assert np.allclose(flat[0], 0) and np.allclose(flat[9], tpl["hand"][9])
+
+
+@needs_real
+def test_template_is_derived_from_real_sample():
+    derived = synthetic.derive_template(REAL)
+    shipped = json.loads((synthetic.Path(synthetic.__file__).parent / "data" /
+                          synthetic.TEMPLATE_NAME).read_text())
+    for key in ("face", "pose_head", "pose_body", "rest_arm", "hand"):
+        np.testing.assert_allclose(derived[key], shipped[key], atol=2e-4, err_msg=key)
+    assert derived["stats"].keys() == shipped["stats"].keys()
+    assert len(shipped["face"]) == 468 and len(shipped["hand"]) == 21
+
+
+@needs_real
+def test_calibrated_against_real_sample(tmp_path):
+    # Same two signs as the real sample (hello, thankyou), 12 participants.
+    d = synthetic.generate(tmp_path / "cal", seed=0, n_signs=2, n_participants=12, clips_per_sign=2)
+    real = landmark_stats(read_clips(REAL)).set_index(["group", "dim"])
+    syn = landmark_stats(read_clips(d)).set_index(["group", "dim"])
+    for group in ("face", "lips", "pose", "left_hand", "right_hand"):
+        for dim in ("x", "y"):
+            r, s = real.loc[(group, dim)], syn.loc[(group, dim)]
+            assert abs(r["mean"] - s["mean"]) < 0.1, (group, dim)
+            assert 0.5 < s["std"] / r["std"] < 2.0, (group, dim)
+    for group in ("face", "lips", "pose"):
+        assert syn.loc[(group, "z"), "mean"] == pytest.approx(real.loc[(group, "z"), "mean"], abs=0.15)
+        assert syn.loc[(group, "x"), "missing"] == 0
