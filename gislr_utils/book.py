@@ -31,6 +31,11 @@ import pandas as pd
 
 from . import config as _config
 
+# tqdm.auto warns "IProgress not found" on import in a kernel without ipywidgets; the chapters
+# never show progress bars (pages print plain lines), so that warning would only litter the page.
+# Chapters import `book` before the other modules.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 CHAPTERS = {
     1: "chapters/01_data_exploration.ipynb",
     2: "chapters/02_landmark_statistics.ipynb",
@@ -65,6 +70,13 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
     if maximum is not None and value > maximum:
         raise ParameterError(f"{name}={value} must be <= {maximum}")
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """`value` if it is True or False, else ParameterError naming `name`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name}={value!r} must be True or False")
+    return bool(value)
 
 
 def check_choice(name: str, value, choices):
@@ -158,6 +170,34 @@ def quiet() -> None:
         pass
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (ipykernel's stream objects replace sys.stderr)."""
+    import sys
+    return type(sys.stderr).__module__.startswith("ipykernel")
+
+
+def native_logs_to_file(path) -> Path | None:
+    """In a Jupyter kernel, send what C/C++ libraries write to file descriptor 2 into `path`.
+
+    TensorFlow and LiteRT print log lines from C++ (e.g. LiteRT's "Created TensorFlow Lite XNNPACK
+    delegate for CPU") straight to descriptor 2, which the kernel forwards into the page. Python's
+    own warnings and tracebacks go through `sys.stderr`, the kernel's stream object, and are not
+    affected; nothing is lost either, the lines are appended to `path` (a crash message included).
+    Outside a kernel (plain Python, where `sys.stderr` *is* descriptor 2) nothing is changed and
+    None is returned.
+    """
+    if not _in_kernel():
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    return path
+
+
 def _data_tag(data_dir: Path, synthetic: bool) -> str:
     if synthetic:
         return "synthetic"
@@ -178,7 +218,8 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
     * ``epochs``: None (the preset's) or an integer >= 1.
 
     A bad value raises :class:`ParameterError` naming the parameter, before any work is done.
-    Also silences warnings (:func:`quiet`) and sets the figure style.
+    Also silences warnings (:func:`quiet`), sets the figure style and, in a notebook kernel, sends
+    native C++ log lines to ``<artifacts_dir>/logs/native-stderr.log`` (:func:`native_logs_to_file`).
     """
     check_choice("preset", preset, _config.PRESETS)
     seed = check_int("seed", seed, minimum=0)
@@ -190,6 +231,7 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
     from . import plotting
     plotting.set_style()
     artifacts.mkdir(parents=True, exist_ok=True)
+    native_logs_to_file(artifacts / "logs" / "native-stderr.log")
     if synthetic:
         from . import synthetic as _synthetic
         data = Path(_synthetic.ensure_data_dir(None, artifacts, seed=seed))
@@ -359,25 +401,6 @@ def write_metrics(ctx: Context, ev, result=None) -> Path:
 # ----------------------------------------------------------------------------------------------
 # Small helpers the chapters share
 # ----------------------------------------------------------------------------------------------
-def hand_summary(frames) -> dict:
-    """Frames, hand-visibility and dominant hand of one raw clip [n, 543, 3] (chapters 1 and 2).
-
-    The dominant hand is the one with more non-NaN values over the clip, ties to the left, as
-    `preprocessing.preprocess` decides it.
-    """
-    from .landmarks import LEFT_HAND_IDXS0, RIGHT_HAND_IDXS0
-    frames = np.asarray(frames)
-    left = np.isfinite(frames[:, LEFT_HAND_IDXS0])
-    right = np.isfinite(frames[:, RIGHT_HAND_IDXS0])
-    left_frames = left.any(axis=(1, 2))
-    right_frames = right.any(axis=(1, 2))
-    dominant = "left" if left.sum() >= right.sum() else "right"
-    n = len(frames)
-    return {"n_frames": n, "left_missing": 1 - left_frames.mean(), "right_missing": 1 - right_frames.mean(),
-            "dominant": dominant,
-            "n_hand_frames": int((left_frames if dominant == "left" else right_frames).sum())}
-
-
 def papermill_command(chapter: int, out: str | None = None, **params) -> str:
     """The shell command that reruns `chapter` with papermill and these parameters (for the pages)."""
     if chapter not in CHAPTERS:
@@ -386,3 +409,75 @@ def papermill_command(chapter: int, out: str | None = None, **params) -> str:
     out = out or f"out/{Path(nb).stem}.ipynb"
     args = " ".join(f"-p {k} {v}" for k, v in params.items())
     return f"papermill {nb} {out} {args}".rstrip()
+
+
+def _dominant_missing(summary: pd.DataFrame) -> np.ndarray:
+    return np.where(summary["dominant"] == "left", summary["left_hand_missing"], summary["right_hand_missing"])
+
+
+def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: str | None = None):
+    """A typical clip to draw (chapters 1 and 2): its dominant hand visible in at least
+    `min_hand_share` of its frames, its length closest to the median; ties by sequence_id.
+
+    `summary` is `dataset.clip_summary`'s table; `dominant` ("left"/"right") restricts the choice
+    to clips of that dominant hand when there are any. Returns the summary row (a Series).
+    """
+    if len(summary) == 0:
+        raise ValueError("summary is empty: no clip to pick")
+    candidates = summary[~summary["no_hand"]] if "no_hand" in summary else summary
+    if dominant is not None:
+        check_choice("dominant", dominant, ("left", "right"))
+        same = candidates[candidates["dominant"] == dominant]
+        candidates = same if len(same) else candidates
+    good = candidates[1 - _dominant_missing(candidates) >= min_hand_share]
+    candidates = good if len(good) else (candidates if len(candidates) else summary)
+    target = float(summary["n_frames"].median())
+    order = candidates.assign(_d=(candidates["n_frames"] - target).abs()).sort_values(["_d", "sequence_id"])
+    return order.drop(columns="_d").iloc[0]
+
+
+def middle_hand_frame(frames) -> int:
+    """Index of the middle frame among those showing the clip's dominant hand (chapter 1's drawing)."""
+    from .landmarks import LEFT_HAND_IDXS0, RIGHT_HAND_IDXS0
+    frames = np.asarray(frames)
+    left = np.isfinite(frames[:, LEFT_HAND_IDXS0])
+    right = np.isfinite(frames[:, RIGHT_HAND_IDXS0])
+    hand = left if left.sum() >= right.sum() else right
+    visible = np.flatnonzero(hand.any(axis=(1, 2)))
+    return int(visible[len(visible) // 2]) if visible.size else len(frames) // 2
+
+
+def attention_weights(model, frames, idxs, block: int = 0, modes=("seed", "keys")) -> dict:
+    """Attention weights ``[heads, T, T]`` (query x key) of one clip in a transformer block (chapter 3).
+
+    Runs the model's own layers up to block `block` (normalisation, embedding, earlier blocks, with
+    the padding mask and no random frame drop), computes that block's queries and keys, and passes
+    the identity matrix as values to `model.scaled_dot_product_attention`: since
+    ``softmax(q k^T / sqrt(d) + mask) @ I`` is the weight matrix itself, the weights come from the
+    very function the model uses. Returns ``{mode: weights}`` for each mask mode in `modes`.
+    """
+    from . import model as _model
+    from ._tf import tf
+    frames = tf.constant(np.asarray(frames, np.float32)[None])
+    idxs = tf.constant(np.asarray(idxs, np.float32)[None])
+    previous = _model.set_frame_drop_at_inference(model, False)
+    try:
+        mask = model.get_layer("frame_mask")(idxs, training=False)
+        lips, hand, pose = model.get_layer("normalisation")(frames)
+        x = model.get_layer("embedding")(lips, hand, pose, idxs)
+        transformer = model.get_layer("transformer")
+        if not 0 <= block < len(transformer.blocks):
+            raise ParameterError(f"block={block} is not valid; the model has {len(transformer.blocks)} blocks")
+        for earlier in transformer.blocks[:block]:
+            x = earlier(x, mask, training=False)
+        mha = transformer.blocks[block].mha
+        if isinstance(mha.wq, list):                                   # the seed's per-head Dense layers
+            q = tf.stack([w(x) for w in mha.wq], axis=1)
+            k = tf.stack([w(x) for w in mha.wk], axis=1)
+        else:
+            q, k = mha._split_heads(mha.wq(x)), mha._split_heads(mha.wk(x))
+        T = int(x.shape[1])
+        eye = tf.broadcast_to(tf.eye(T), [1, mha.num_heads, T, T])
+        return {mode: _model.scaled_dot_product_attention(q, k, eye, mask, mode).numpy()[0] for mode in modes}
+    finally:
+        _model.set_frame_drop_at_inference(model, previous)

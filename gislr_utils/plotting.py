@@ -383,19 +383,20 @@ def plot_frame_histogram(n_frames, n_hand_frames=None, input_size: int = INPUT_S
 def plot_hand_presence(summary: pd.DataFrame) -> Figure:
     """Missing-hand rates and the dominant-hand split (chapter 1).
 
-    `summary` has one row per clip with columns `left_missing` and `right_missing` (fraction of
-    the clip's frames in which that hand is absent) and `dominant` ("left"/"right"), and
-    optionally `participant_id`. Left: distribution of missing fractions per hand; right: how
-    many clips are left- or right-dominant (per participant if available).
+    `summary` is `dataset.clip_summary`'s table: one row per clip with `left_hand_missing` and
+    `right_hand_missing` (fraction of the clip's frames without that hand), `dominant`
+    ("left"/"right") and optionally `participant_id`. Left: distribution of the missing
+    fractions per hand; right: left- and right-dominant clips (per participant if available).
     """
-    for col in ("left_missing", "right_missing", "dominant"):
+    for col in ("left_hand_missing", "right_hand_missing", "dominant"):
         if col not in summary:
-            raise ValueError(f"summary lacks column {col!r}")
+            raise ValueError(f"summary lacks column {col!r}; expected dataset.clip_summary's table")
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.2), width_ratios=[1, 1.3])
     bins = np.linspace(0, 1, 21)
     for hand in ("left", "right"):
-        axes[0].hist(summary[f"{hand}_missing"], bins=bins, histtype="step", lw=1.6,
-                     color=COLORS[f"{hand}_hand"], label=f"{hand} hand (mean {summary[f'{hand}_missing'].mean():.0%})")
+        missing = summary[f"{hand}_hand_missing"]
+        axes[0].hist(missing, bins=bins, histtype="step", lw=1.6, color=COLORS[f"{hand}_hand"],
+                     label=f"{hand} hand (mean {missing.mean():.0%})")
     axes[0].set_xlabel("fraction of frames without the hand")
     axes[0].set_ylabel("clips")
     axes[0].set_title("missing hands")
@@ -410,15 +411,15 @@ def plot_hand_presence(summary: pd.DataFrame) -> Figure:
         axes[1].set_xticklabels([str(p) for p in table.index], rotation=90, fontsize=7)
         axes[1].set_xlabel("participant")
         axes[1].grid(axis="x", visible=False)
+        axes[1].legend(loc="lower left", bbox_to_anchor=(0.0, 1.08), ncols=2, borderaxespad=0)
     else:
         counts = summary["dominant"].value_counts().reindex(["left", "right"], fill_value=0)
         axes[1].bar([0, 1], counts, color=[COLORS["left_hand"], COLORS["right_hand"]])
         axes[1].set_xticks([0, 1])
         axes[1].set_xticklabels(["left-dominant", "right-dominant"])
     share = (summary["dominant"] == "left").mean()
-    axes[1].set_title(f"dominant hand ({share:.0%} left)")
+    axes[1].set_title(f"dominant hand ({share:.0%} of clips left)", pad=22 if "participant_id" in summary else 6)
     axes[1].set_ylabel("clips")
-    axes[1].legend()
     return fig
 
 
@@ -475,25 +476,15 @@ def plot_preprocessing(raw, x, idxs, position=None, input_size: int = INPUT_SIZE
     ax.set_title(f"(c) model input: {int((~pad).sum())} frames used")
     ax.legend(loc="best")
     ax = axes[1, 1]
-    ax.plot(slot, np.where(pad, np.nan, idxs), ".-", color=COLORS["pose"], ms=3, lw=1,
-            label="non_empty_frame_idxs")
     if position is not None:
-        position = np.asarray(position)
-        ax2 = ax.twinx()
-        ax2.step(slot, position, where="mid", color=COLORS["accent"], lw=1.2, label="position index")
-        ax2.axhline(input_size, color=COLORS["accent"], ls=":", lw=1)
-        ax2.set_ylim(-2, input_size * 1.1)
-        ax2.set_ylabel("position index", color=COLORS["accent"])
-        ax2.grid(False)
-        ax2.spines["right"].set_visible(True)
-        hits = np.flatnonzero((position == input_size) & ~pad)
-        if hits.size:
-            ax2.annotate(f"last frame -> {input_size}\n(the padding row)", (hits[0], input_size),
-                         xytext=(-90, -40), textcoords="offset points", fontsize=7.5,
-                         arrowprops=dict(arrowstyle="->", color=COLORS["neutral"]))
-    ax.set_xlabel("model frame")
-    ax.set_ylabel("original frame index", color=COLORS["pose"])
-    ax.set_title("(d) frame indices")
+        plot_position_index(idxs, position, input_size=input_size, ax=ax)
+        ax.set_title("(d) positional-embedding row")
+        ax.legend(loc="upper left", fontsize=7.5)
+    else:
+        ax.plot(slot[~pad], idxs[~pad], ".-", color=COLORS["pose"], ms=3, lw=1)
+        ax.set_xlabel("model frame")
+        ax.set_ylabel("original frame index")
+        ax.set_title("(d) non_empty_frame_idxs")
     return fig
 
 
@@ -597,6 +588,25 @@ def plot_matrix(values, row_labels=None, col_labels=None, title: str = "", ax=No
     ax.tick_params(length=0)
     if title:
         ax.set_title(title)
+    return fig
+
+
+def plot_matrices(matrices, titles, row_labels=None, col_labels=None, fmt: str = "{:.2f}",
+                  cmap: str = "Blues", shared_scale: bool = True) -> Figure:
+    """Several small annotated matrices side by side (chapter 3's worked example).
+
+    With `shared_scale` all panels use one colour scale, so equal numbers have equal colours.
+    """
+    matrices = [np.asarray(m, dtype=np.float64) for m in matrices]
+    if len(matrices) != len(titles):
+        raise ValueError("matrices and titles must have the same length")
+    n = len(matrices)
+    rows = max(m.shape[0] for m in matrices)
+    fig, axes = plt.subplots(1, n, figsize=(min(WIDTH, 2.3 * n + 0.4), 0.42 * rows + 1.1), squeeze=False)
+    finite = np.concatenate([m[np.isfinite(m)] for m in matrices])
+    vmin, vmax = (finite.min(), finite.max()) if shared_scale and finite.size else (None, None)
+    for ax, m, title in zip(axes[0], matrices, titles):
+        plot_matrix(m, row_labels, col_labels, title=title, ax=ax, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax)
     return fig
 
 
@@ -766,8 +776,8 @@ def plot_confusion(cm: pd.DataFrame, normalise: bool = True) -> Figure:
         rows = values.sum(axis=1, keepdims=True)
         values = np.divide(values, rows, out=np.zeros_like(values), where=rows > 0)
     n = len(cm)
-    size = min(WIDTH, 0.5 * n + 2.2)
-    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    size = min(5.0, 0.38 * n + 1.6)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
     im = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalise else None)
     for (r, c), v in np.ndenumerate(values):
         if v > 0:
@@ -835,7 +845,7 @@ def plot_probability_agreement(p_keras, p_tflite, ax=None) -> Figure:
     if a.shape != b.shape:
         raise ValueError("probability arrays must have the same shape")
     fig, ax = _fig_ax(ax, (3.4, 3.2))
-    ax.scatter(a, b, s=4, alpha=0.5, color=COLORS["hand"], edgecolor="none")
+    ax.scatter(a, b, s=12, alpha=0.6, color=COLORS["hand"], edgecolor="none")
     top = max(float(a.max()), float(b.max()), 1e-3) * 1.05
     ax.plot([0, top], [0, top], color=COLORS["neutral"], lw=0.8, ls="--")
     ax.set_xlim(0, top)
