@@ -425,10 +425,11 @@ def _cache_key(data_dir: Path, clips: pd.DataFrame, input_size: int) -> str:
 _ARRAYS = ("X", "idxs", "y", "participant_id", "sequence_id")
 
 
-def _load_cache(cache_dir: Path) -> PreparedData | None:
+def _load_cache(cache_dir: Path, mmap: bool = False) -> PreparedData | None:
     if not (cache_dir / "meta.json").exists():
         return None
-    arrays = {name: np.load(cache_dir / f"{name}.npy") for name in _ARRAYS}
+    arrays = {name: np.load(cache_dir / f"{name}.npy", mmap_mode="r" if mmap else None)
+              for name in _ARRAYS}
     clips = pd.read_csv(cache_dir / "clips.csv")
     skipped = pd.read_csv(cache_dir / "skipped.csv")
     return PreparedData(**arrays, clips=clips, skipped=skipped, cache_dir=cache_dir)
@@ -443,7 +444,8 @@ def _report_skipped(skipped: pd.DataFrame) -> None:
 
 
 def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
-                    progress: bool = True, input_size: int = INPUT_SIZE) -> PreparedData:
+                    progress: bool = True, input_size: int = INPUT_SIZE,
+                    mmap: bool = False) -> PreparedData:
     """Preprocess every clip of a GISLR data directory, cached; returns a `PreparedData`.
 
     The clip table is `dataset.read_clips(data_dir)`; the arrays come from `preprocess_files`.
@@ -456,7 +458,8 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
     there while `<key>` is unchanged. The key hashes train.csv and the sign map (their bytes),
     the size and modification time of every listed file, `input_size` and
     `PREPROCESSING_VERSION`: editing, replacing or touching any input prepares the set anew.
-    `artifacts_dir=None` means `config.DEFAULT_ARTIFACTS_DIR`. Chapters 1-5 call it.
+    `artifacts_dir=None` means `config.DEFAULT_ARTIFACTS_DIR`. `mmap=True` opens cached arrays as
+    read-only memory maps (the full competition set is about 4.8 GB). Chapters 1-5 call it.
     """
     from .config import DEFAULT_ARTIFACTS_DIR
 
@@ -466,7 +469,7 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
     clips = dataset.read_clips(data_dir).reset_index(drop=True)
     key = _cache_key(data_dir, clips, size)
     cache_dir = artifacts_dir / "prepared" / key
-    cached = _load_cache(cache_dir)
+    cached = _load_cache(cache_dir, mmap)
     if cached is not None:
         _report_skipped(cached.skipped)
         return cached
@@ -475,8 +478,12 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
     no_hand = IDX[:, 0] < 0      # no kept frame <=> the first index is padding (-1)
     skipped = clips[no_hand].assign(reason=SKIP_NO_HAND).reset_index(drop=True)
     kept = clips[~no_hand].reset_index(drop=True)
+    keep = np.flatnonzero(~no_hand)
+    for j, i in enumerate(keep):  # compact in place: no second copy of a multi-GB array
+        if i != j:
+            X[j], IDX[j] = X[i], IDX[i]
     result = PreparedData(
-        X=X[~no_hand], idxs=IDX[~no_hand], y=kept["label"].to_numpy(np.int32),
+        X=X[:len(keep)], idxs=IDX[:len(keep)], y=kept["label"].to_numpy(np.int32),
         participant_id=kept["participant_id"].to_numpy(np.int64),
         sequence_id=kept["sequence_id"].to_numpy(np.int64),
         clips=kept, skipped=skipped, cache_dir=cache_dir,

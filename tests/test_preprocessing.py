@@ -467,6 +467,9 @@ def test_prepare_dataset_real_sample_and_cache(tmp_path, monkeypatch):
         np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
         assert getattr(second, name).dtype == getattr(first, name).dtype
     pd.testing.assert_frame_equal(second.clips, first.clips, check_dtype=False)
+    mapped = P.prepare_dataset(REAL_SAMPLE_DIR, tmp_path, progress=False, mmap=True)
+    assert isinstance(mapped.X, np.memmap) and not mapped.X.flags.writeable
+    np.testing.assert_array_equal(mapped.X, first.X)
 
 
 @needs_real
