@@ -140,6 +140,9 @@ def test_size_and_latency_report(exported):
     assert r["size_mb"] == pytest.approx(r["size_bytes"] / 2**20)
     assert r["n_calls"] == 4
     assert 0 < r["median_ms"] <= r["p90_ms"]
+    assert 0 < r["best_median_ms"] <= r["median_ms"] * 2
+    with pytest.raises(ValueError, match="repeats"):
+        export.tflite_size_and_latency(path, synthetic_clips()[:1], repeats=0)
 
 
 def test_bad_inputs_fail_clearly(exported, tmp_path):
