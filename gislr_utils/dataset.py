@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .landmarks import N_DIMS, N_ROWS, TYPE_COUNTS, TYPE_ORDER, TYPE_STARTS
+from .landmarks import LIPS_IDXS0, N_DIMS, N_ROWS, TYPE_COUNTS, TYPE_ORDER, TYPE_STARTS
 
 COLUMNS = ("frame", "row_id", "type", "landmark_index", "x", "y", "z")
 TRAIN_CSV_COLUMNS = ("path", "participant_id", "sequence_id", "sign")
@@ -374,7 +374,7 @@ def counts_table(clips: pd.DataFrame, by: str = "sign") -> pd.DataFrame:
 
 LANDMARK_GROUPS = {
     "face": np.arange(0, 468),
-    "lips": None,                      # filled below from landmarks.LIPS_IDXS0
+    "lips": LIPS_IDXS0,
     "left_hand": np.arange(468, 489),
     "pose": np.arange(489, 522),
     "right_hand": np.arange(522, 543),
@@ -385,8 +385,7 @@ def landmark_stats(clips: pd.DataFrame, max_clips: int | None = None) -> pd.Data
     """Mean, std, 5% and 95% quantiles of x, y, z per landmark group (face, lips, left_hand, pose,
     right_hand) over all frames of `clips` (NaN ignored), with the fraction of missing values.
     Chapter 1 compares the synthetic set with the real sample with it."""
-    from .landmarks import LIPS_IDXS0
-    groups = dict(LANDMARK_GROUPS, lips=LIPS_IDXS0)
+    groups = LANDMARK_GROUPS
     paths = clips["path"].tolist()[:max_clips]
     if not paths:
         raise ValueError("landmark_stats needs at least one clip")
