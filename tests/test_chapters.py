@@ -1,0 +1,267 @@
+"""The chapters run under papermill, alone and in sequence, and fail fast on bad parameters.
+
+Notebook runs (each starts a kernel and TensorFlow, so they are kept few):
+
+* on the synthetic set, in one shared artifacts folder: chapters 1, 2, 3 in order;
+* on the real sample (84 genuine clips, 2 signs; skipped if absent), in a fresh folder: chapter 5
+  first, alone (it must train the model itself), then chapter 4 and chapter 6 (export, masking);
+* chapter 4 with ``preset="nope"``, which must stop in its setup cell naming the parameter.
+
+Every executed notebook is checked for outputs and for the absence of stderr output, which the
+book build treats as an error. Parameter checking itself is tested without a kernel.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gislr_utils  # noqa: F401  (silences TensorFlow before anything imports it)
+from gislr_utils import book, config
+
+papermill = pytest.importorskip("papermill")
+nbformat = pytest.importorskip("nbformat")
+
+REPO = Path(__file__).resolve().parent.parent
+CHAPTERS = REPO / "chapters"
+NOTEBOOKS = sorted(p.name for p in CHAPTERS.glob("0*.ipynb"))
+needs_real = pytest.mark.skipif(not (Path(config.REAL_SAMPLE_DIR) / "train.csv").exists(),
+                                reason=f"real sample not found at {config.REAL_SAMPLE_DIR}")
+
+
+def run_chapter(name: str, out_dir: Path, **parameters):
+    """Execute chapters/<name> with papermill as the book build does (kernel cwd = chapters/)."""
+    out = out_dir / f"out_{name}"
+    papermill.execute_notebook(str(CHAPTERS / name), str(out), parameters=parameters, kernel_name="python3",
+                               cwd=str(CHAPTERS), progress_bar=False, log_output=False)
+    return nbformat.read(out, as_version=4)
+
+
+def outputs(nb, kind=None):
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for o in cell.get("outputs", []):
+                if kind is None or o.output_type == kind:
+                    yield cell, o
+
+
+def check_clean(nb, min_images: int):
+    """Every code cell ran, nothing was written to stderr, and the chapter drew its figures."""
+    stderr = [o.text for _, o in outputs(nb, "stream") if o.name == "stderr"]
+    assert not stderr, f"stderr output in the page: {stderr[:3]}"
+    images = [o for _, o in outputs(nb) if "image/png" in o.get("data", {})]
+    assert len(images) >= min_images, f"expected at least {min_images} figures, got {len(images)}"
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert sum("parameters" in t for t in tags) == 1
+
+
+def text_of(nb) -> str:
+    parts = []
+    for _, o in outputs(nb):
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif "text/plain" in o.get("data", {}):
+            parts.append(o.data["text/plain"])
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Notebook structure (no kernel)
+# --------------------------------------------------------------------------------------------------
+def test_six_chapters_in_the_toc_and_stored_without_outputs():
+    assert NOTEBOOKS == ["01_data_exploration.ipynb", "02_landmark_statistics.ipynb",
+                         "03_attention_and_embedding.ipynb", "04_training.ipynb", "05_evaluation.ipynb",
+                         "06_export_and_inference.ipynb"]
+    toc = (REPO / "_toc.yml").read_text()
+    for name in NOTEBOOKS:
+        assert f"chapters/{name[:-6]}" in toc
+        nb = nbformat.read(CHAPTERS / name, as_version=4)
+        code_cells = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code_cells), name
+        # one title, and the parameters cell holds the four shared parameters
+        titles = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                  if line.startswith("# ")]
+        assert len(titles) == 1, (name, titles)
+        params = [c for c in code_cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, name
+        for p in ("data_dir = None", "artifacts_dir = None", 'preset = "classroom"', "seed = 0"):
+            assert p in params[0].source, (name, p)
+        source = "\n".join(c.source for c in code_cells)
+        assert "!pip" not in source and "/work/" not in source and "http" not in source, name
+        first_import = source.index("import gislr_utils")
+        assert "tensorflow" not in source[:first_import] and "keras" not in source[:first_import], name
+        assert "{exercise}" in "\n".join(c.source for c in nb.cells), name
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameter checking (no kernel)
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(preset="nope"), "preset='nope' is not valid"),
+    (dict(seed=-1), "seed=-1 must be >= 0"),
+    (dict(seed="0"), "seed='0' must be an integer"),
+    (dict(seed=True), "seed=True must be an integer"),
+    (dict(epochs=0), "epochs=0 must be >= 1"),
+    (dict(epochs=2.5), "epochs=2.5 must be an integer"),
+])
+def test_setup_rejects_bad_values_naming_the_parameter(tmp_path, kwargs, message):
+    with pytest.raises(book.ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        book.setup(artifacts_dir=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir()), "a bad parameter must fail before any work is done"
+
+
+def test_setup_rejects_bad_folders(tmp_path):
+    with pytest.raises(book.ParameterError, match="does not exist"):
+        book.setup(data_dir=tmp_path / "missing", artifacts_dir=tmp_path / "a")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(book.ParameterError, match="has no train.csv"):
+        book.setup(data_dir=tmp_path / "empty", artifacts_dir=tmp_path / "a")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(book.ParameterError, match="is a file"):
+        book.setup(data_dir=None, artifacts_dir=tmp_path / "file")
+    with pytest.raises(book.ParameterError, match="must be a path"):
+        book.setup(data_dir=3, artifacts_dir=tmp_path / "a")
+
+
+def test_check_helpers():
+    assert book.check_int("n", 3.0) == 3
+    assert book.check_int("n", None, allow_none=True) is None
+    with pytest.raises(book.ParameterError, match="n=None must be an integer"):
+        book.check_int("n", None)
+    with pytest.raises(book.ParameterError, match="n=5 must be <= 4"):
+        book.check_int("n", 5, maximum=4)
+    assert book.check_bool("flag", np.bool_(True)) is True
+    with pytest.raises(book.ParameterError, match="flag='yes' must be True or False"):
+        book.check_bool("flag", "yes")
+
+
+@needs_real
+def test_setup_on_real_data_keys_the_run_folder(tmp_path):
+    a = book.setup(config.REAL_SAMPLE_DIR, tmp_path, "classroom", 0)
+    b = book.setup(config.REAL_SAMPLE_DIR, tmp_path, "seed", 0, epochs=3)
+    assert a.data_dir == Path(config.REAL_SAMPLE_DIR).resolve() and not a.synthetic
+    assert a.run_dir.parent == b.run_dir.parent == tmp_path / "runs" and a.run_dir != b.run_dir
+    assert b.settings["epochs"] == 3 and a.settings["epochs"] == config.PRESETS["classroom"]["epochs"]
+    assert a.table().loc["preset", "value"] == "classroom"
+
+
+def test_pick_example_prefers_tracked_typical_clips():
+    import pandas as pd
+    summary = pd.DataFrame({
+        "sequence_id": [1, 2, 3, 4],
+        "n_frames": [10, 20, 21, 400],
+        "left_hand_missing": [0.0, 0.9, 0.1, 0.0],
+        "right_hand_missing": [1.0, 0.0, 1.0, 1.0],
+        "dominant": ["left", "right", "left", "left"],
+        "no_hand": [False, False, False, False],
+    })
+    # median length 20.5: clips 2 and 3 are closest; both tracked; tie on distance -> sequence_id
+    assert book.pick_example(summary).sequence_id == 2
+    assert book.pick_example(summary, dominant="left").sequence_id == 3
+    frames = np.full((5, 543, 3), np.nan, np.float32)
+    frames[[1, 2, 4], 522:543] = 0.5
+    assert book.middle_hand_frame(frames) == 2
+
+
+def test_papermill_command():
+    cmd = book.papermill_command(4, preset="seed", data_dir="/data/asl-signs")
+    assert cmd == "papermill chapters/04_training.ipynb out/04_training.ipynb -p preset seed -p data_dir /data/asl-signs"
+    with pytest.raises(book.ParameterError):
+        book.papermill_command(7)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chapters executed with papermill
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("synthetic_artifacts")
+
+
+@pytest.fixture(scope="module")
+def real_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("real_artifacts")
+
+
+def test_chapter_1_data_exploration(synthetic_dir):
+    nb = run_chapter("01_data_exploration.ipynb", synthetic_dir, artifacts_dir=str(synthetic_dir / "art"),
+                     n_summary=300)
+    check_clean(nb, min_images=4)
+    assert (synthetic_dir / "art" / "synthetic_seed0" / "train.csv").exists()
+    html = [o.data["text/html"] for _, o in outputs(nb) if "text/html" in o.get("data", {})]
+    assert any("<script" in h and "anim" in h and "data:image/png;base64" in h for h in html), \
+        "the animation is missing"
+    assert "300 clips read" in text_of(nb)
+
+
+def test_chapter_2_landmark_statistics(synthetic_dir):
+    art = synthetic_dir / "art"
+    nb = run_chapter("02_landmark_statistics.ipynb", synthetic_dir, artifacts_dir=str(art), boxplot_clips=200)
+    check_clean(nb, min_images=6)          # landmarks, preprocessing, 3 boxplot figures, normalisation
+    stats_files = list(art.glob("runs/*/stats.npz"))
+    assert len(stats_files) == 1 and stats_files[0].parent.name == "synthetic_classroom_seed0"
+    from gislr_utils import statistics
+    stats = statistics.load_stats(stats_files[0])
+    assert stats["mean"].shape == (66, 2) and np.all(stats["std"] > 0)
+    assert list(art.glob("prepared/*/X.npy")), "prepared arrays are cached"
+
+
+def test_chapter_3_attention_and_embedding(synthetic_dir):
+    nb = run_chapter("03_attention_and_embedding.ipynb", synthetic_dir, artifacts_dir=str(synthetic_dir / "art"))
+    check_clean(nb, min_images=3)
+    text = text_of(nb)
+    assert "largest difference between the per-head and the fused model" in text
+    html = "\n".join(o.data["text/html"] for _, o in outputs(nb) if "text/html" in o.get("data", {}))
+    assert "5,315,965" in html
+    assert html.count(">yes<") == 14 and ">NO<" not in html     # every part matches the seed report
+
+
+@needs_real
+def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
+    art = real_dir / "art"
+    nb = run_chapter("05_evaluation.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+                     artifacts_dir=str(art), epochs=1)
+    check_clean(nb, min_images=4)
+    assert "no trained model in" in text_of(nb)          # it had to train, as chapter 4 would
+    metrics_files = list(art.glob("runs/*/metrics.json"))
+    assert len(metrics_files) == 1
+    metrics = json.loads(metrics_files[0].read_text())
+    assert metrics["preset"] == "classroom" and metrics["epochs"] == 1 and metrics["n_classes_present"] == 2
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_val"] > 0
+    assert len(metrics["val_participants"]) == 3          # 10% of 21 participants, as the seed
+
+
+@needs_real
+def test_chapter_4_training_on_the_real_sample(real_dir):
+    art = real_dir / "art"
+    nb = run_chapter("04_training.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+                     artifacts_dir=str(art), epochs=1)
+    check_clean(nb, min_images=2)
+    text = text_of(nb)
+    assert "epoch 1/1" in text and "held-out participants:" in text
+    run = next(art.glob("runs/*_classroom_seed0"))
+    for name in ("model.keras", "history.csv", "stats.npz", "split.npz", "train_config.json"):
+        assert (run / name).exists(), name
+
+
+@needs_real
+def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
+    art = real_dir / "art"
+    nb = run_chapter("06_export_and_inference.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+                     artifacts_dir=str(art), epochs=1, latency_clips=2, masking_epochs=1)
+    check_clean(nb, min_images=2)
+    text = text_of(nb)
+    assert "loaded the model trained in chapter 4" in text
+    assert "'serving_default': {'inputs': ['inputs'], 'outputs': ['outputs']}" in text
+    run = next(art.glob("runs/*_classroom_seed0"))
+    assert (run / "model.tflite").stat().st_size > 0 and (run / "model_fp16.tflite").exists()
+    assert (run / "masking" / "masking_comparison.csv").exists()
+
+
+def test_bad_parameter_stops_the_chapter_at_once(tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        run_chapter("04_training.ipynb", tmp_path, preset="nope", artifacts_dir=str(tmp_path / "art"))
+    assert "ParameterError" in str(err.value) and "preset='nope' is not valid" in str(err.value)
+    assert not (tmp_path / "art").exists(), "nothing may be generated before the check"

@@ -1,0 +1,271 @@
+"""The figures hold what they claim: one box per landmark at the right percentiles, one bar per sign,
+the bones of the landmarks that are present, the frames of the clip, the matrices given..."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.image import AxesImage  # noqa: E402
+from matplotlib.patches import PathPatch, Rectangle  # noqa: E402
+
+from gislr_utils import plotting  # noqa: E402
+from gislr_utils.landmarks import GROUPS, N_ROWS  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    plotting.set_style()
+    yield
+    plt.close("all")
+
+
+def bars(ax):
+    return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def random_frame(rng, left=True, right=False):
+    frame = rng.uniform(0.2, 0.8, (N_ROWS, 3)).astype(np.float32)
+    if not left:
+        frame[468:489] = np.nan
+    if not right:
+        frame[522:543] = np.nan
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+def test_set_style_sets_the_book_style():
+    matplotlib.rcdefaults()
+    plotting.set_style()
+    assert matplotlib.rcParams["axes.spines.top"] is False
+    assert matplotlib.rcParams["figure.figsize"] == [plotting.WIDTH, 3.4]
+    assert matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][0] == plotting.CYCLE[0]
+
+
+def test_boxplots_one_box_per_landmark_with_5_95_whiskers():
+    rng = np.random.default_rng(0)
+    values = {d: [rng.normal(i, 1 + i / 10, 500).astype(np.float32) for i in range(21)] for d in "xyz"}
+    fig = plotting.plot_landmark_boxplots(values, "hand")
+    axes = fig.axes
+    assert len(axes) == 3
+    for ax, d in zip(axes, "xyz"):
+        boxes = [p for p in ax.patches if isinstance(p, PathPatch)]
+        assert len(boxes) == 21
+        # whiskers come in pairs per box: lower at the 5th, upper at the 95th percentile
+        whiskers = [l for l in ax.lines if len(l.get_ydata()) == 2 and l.get_ydata()[0] != l.get_ydata()[1]
+                    and l.get_xdata()[0] == l.get_xdata()[1]]
+        assert len(whiskers) == 42
+        ends = sorted(float(l.get_ydata()[1]) for l in whiskers[:2])
+        assert ends == pytest.approx(sorted(np.percentile(values[d][0], [5, 95])), rel=1e-5)
+        assert ax.get_ylabel() == d
+    assert [t.get_text() for t in axes[-1].get_xticklabels()] == [str(i) for i in range(21)]
+
+
+def test_box_stats_are_numpy_percentiles_and_empty_landmarks_are_nan():
+    v = np.arange(101, dtype=np.float32)
+    (s, empty) = plotting.landmark_box_stats([v, np.array([])])
+    assert (s["whislo"], s["q1"], s["med"], s["q3"], s["whishi"]) == (5, 25, 50, 75, 95)
+    assert s["fliers"] == [] and np.isnan(empty["med"])
+
+
+def test_boxplots_need_dimensions():
+    with pytest.raises(ValueError, match="values_by_dim needs"):
+        plotting.plot_landmark_boxplots({"w": [np.ones(3)]}, "lips")
+
+
+def test_skeleton_draws_the_present_hand_and_not_the_missing_one():
+    rng = np.random.default_rng(1)
+    fig = plotting.plot_skeleton(random_frame(rng, left=True, right=False))
+    ax = fig.axes[0]
+    artist_lines = ax.lines
+    # face points, face oval, 4 lip contours, pose, left hand, right hand
+    assert len(artist_lines) == 1 + 1 + 4 + 3
+    left, right = artist_lines[-2], artist_lines[-1]
+    n_bones = len(plotting.HAND_BONES)
+    assert np.isfinite(left.get_xdata()).sum() == 2 * n_bones
+    assert np.isfinite(right.get_xdata()).sum() == 0
+    assert ax.get_ylim()[0] > ax.get_ylim()[1], "image coordinates: y grows downwards"
+    with pytest.raises(ValueError, match="one raw GISLR frame"):
+        plotting.plot_skeleton(np.zeros((66, 3)))
+
+
+def test_skeleton_limits_cover_all_points_and_ignore_nan():
+    frame = np.full((N_ROWS, 3), np.nan, np.float32)
+    frame[:468, :2] = 0.5
+    frame[470, :2] = (0.9, 0.1)
+    (x0, x1), (ybottom, ytop) = plotting.skeleton_limits(frame)
+    assert x0 <= 0.5 and x1 >= 0.9 and ytop <= 0.1 and ybottom >= 0.5
+
+
+def test_selected_landmarks_marks_66_points_in_three_groups():
+    rng = np.random.default_rng(2)
+    fig = plotting.plot_selected_landmarks(random_frame(rng, left=True))
+    for ax in fig.axes[:2]:
+        scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+        assert [len(c.get_offsets()) for c in scatters] == [len(cols) for cols in GROUPS.values()]
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["lips (40)", "hand (21)", "pose (5)"]
+
+
+def test_animation_has_at_most_max_frames_and_renders_to_html():
+    rng = np.random.default_rng(3)
+    clip = np.stack([random_frame(rng) for _ in range(7)])
+    anim = plotting.animate_clip(clip, max_frames=5, size=1.5, dpi=30)
+    assert anim._save_count == 5 or len(list(anim.new_frame_seq())) == 5
+    html = plotting.animation_html(anim)
+    assert html.count("data:image/png;base64") == 5
+    short = plotting.animate_clip(clip[:3], max_frames=5, size=1.5, dpi=30)
+    assert plotting.animation_html(short).count("data:image/png;base64") == 3
+    with pytest.raises(ValueError, match="0 frames"):
+        plotting.animate_clip(clip[:0])
+
+
+def test_clip_counts_one_bar_per_sign_and_participant():
+    clips = pd.DataFrame({"sign": ["a", "a", "b", "c", "c", "c"], "participant_id": [1, 2, 1, 1, 2, 3]})
+    fig = plotting.plot_clip_counts(clips)
+    sign_ax, part_ax = fig.axes
+    assert sorted(b.get_height() for b in bars(sign_ax)) == [1, 2, 3]
+    assert sorted(b.get_height() for b in bars(part_ax)) == [1, 2, 3]
+    assert [t.get_text() for t in sign_ax.get_xticklabels()] == ["c", "a", "b"]
+    with pytest.raises(ValueError, match="participant_id"):
+        plotting.plot_clip_counts(clips[["sign"]])
+
+
+def test_frame_histogram_reports_median_and_mean():
+    n = np.array([3, 10, 18, 18, 30, 200])
+    fig = plotting.plot_frame_histogram(n, n_hand_frames=n // 2)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "median 18" in labels and f"mean {n.mean():.1f}" in labels
+    assert any(l.startswith("64:") for l in labels)
+
+
+def test_hand_presence_stacks_left_and_right_per_participant():
+    summary = pd.DataFrame({"participant_id": [1, 1, 2], "dominant": ["left", "right", "right"],
+                            "left_hand_missing": [0.1, 0.9, 1.0], "right_hand_missing": [0.8, 0.0, 0.2]})
+    fig = plotting.plot_hand_presence(summary)
+    heights = [b.get_height() for b in bars(fig.axes[1])]
+    assert heights == [1, 0, 1, 1]           # left: p1=1, p2=0; right: p1=1, p2=1
+    assert "33% of clips left" in fig.axes[1].get_title()
+    with pytest.raises(ValueError, match="clip_summary"):
+        plotting.plot_hand_presence(summary.drop(columns="dominant"))
+
+
+def test_preprocessing_figure_shades_padding_and_marks_the_last_frame():
+    rng = np.random.default_rng(4)
+    raw = np.stack([random_frame(rng) for _ in range(10)])
+    x = np.zeros((64, 66, 3), np.float32)
+    idxs = np.full(64, -1.0, np.float32)
+    idxs[:10] = np.arange(10)
+    position = np.where(idxs == -1, 64, (idxs / 9 * 64).astype(int))
+    fig = plotting.plot_preprocessing(raw, x, idxs, position)
+    d = fig.axes[3]
+    colours = {matplotlib.colors.to_hex(b.get_facecolor()) for b in bars(d)}
+    assert plotting.COLORS["lips"].lower() in colours     # the last frame, on the padding row
+    assert len(bars(d)) == 64 + 1
+
+
+def test_normalisation_histograms_four_panels():
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0.3, 0.7, (4, 64, 66, 3)).astype(np.float32)
+    fig = plotting.plot_normalisation(X, (X[..., :2] - 0.5) / 0.1)
+    assert len(fig.axes) == 4
+    assert all(len(ax.patches) == 3 for ax in fig.axes)      # one step histogram per group
+
+
+def test_matrix_annotates_every_cell():
+    m = np.array([[0.5, -np.inf], [0.25, 1.0]])
+    fig = plotting.plot_matrix(m, ["a", "b"], ["c", "d"])
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == ["-inf", "0.25", "0.50", "1.00"]
+    fig = plotting.plot_matrices([m, m, m], ["1", "2", "3"])
+    assert len(fig.axes) == 3 and all(len(ax.texts) == 4 for ax in fig.axes)
+    with pytest.raises(ValueError):
+        plotting.plot_matrix(np.ones(3))
+
+
+def test_attention_maps_one_image_per_map():
+    maps = [np.full((8, 8), 1 / 8), np.eye(8)]
+    fig = plotting.plot_attention_maps(maps, ["a", "b"], n_valid=5)
+    images = [im for ax in fig.axes for im in ax.images if isinstance(im, AxesImage)]
+    assert len(images) == 2
+    np.testing.assert_allclose(images[1].get_array(), np.eye(8))
+    with pytest.raises(ValueError):
+        plotting.plot_attention_maps(maps, ["only one"])
+
+
+def test_position_index_highlights_the_quirk():
+    idxs = np.array([0, 1, 2, -1], np.float32)
+    position = np.array([0, 32, 64, 64])
+    fig = plotting.plot_position_index(idxs, position, input_size=64)
+    ax = fig.axes[0]
+    assert len(bars(ax)) == 3 + 1 + 1
+    assert any("same as padding" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_landmark_weights_bars():
+    fig = plotting.plot_landmark_weights([0.2, 0.5, 0.3])
+    assert [round(b.get_height(), 3) for b in bars(fig.axes[0])] == [0.2, 0.5, 0.3]
+    with pytest.raises(ValueError):
+        plotting.plot_landmark_weights([1, 2])
+
+
+def test_schedules_one_line_per_schedule_in_each_panel():
+    fig = plotting.plot_schedules({"constant": (np.full(5, 1e-3), np.full(5, 1e-5)),
+                                   "cosine": (np.linspace(1e-3, 0, 5), np.linspace(5e-5, 0, 5))})
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
+    np.testing.assert_allclose(fig.axes[0].lines[1].get_ydata(), np.linspace(1e-3, 0, 5))
+
+
+def test_history_with_and_without_validation():
+    h = pd.DataFrame({"epoch": [1, 2], "loss": [3.0, 2.0], "acc": [0.1, 0.5], "top_5_acc": [0.3, 0.7],
+                      "top_10_acc": [0.4, 0.8]})
+    assert [len(ax.lines) for ax in plotting.plot_history(h).axes] == [1, 1, 1, 1]
+    for k in ("loss", "acc", "top_5_acc", "top_10_acc"):
+        h[f"val_{k}"] = h[k]
+    fig = plotting.plot_history(h)
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2, 2, 2]
+    np.testing.assert_allclose(fig.axes[1].lines[1].get_ydata(), [0.1, 0.5])
+    with pytest.raises(ValueError, match="history lacks"):
+        plotting.plot_history(h.drop(columns="top_5_acc"))
+
+
+def test_f1_per_sign_sorted_bars_small_and_large():
+    report = pd.DataFrame({"f1-score": [0.9, 0.1, 0.5]}, index=["a", "b", "c"])
+    ax = plotting.plot_f1_per_sign(report).axes[0]
+    assert [round(b.get_width(), 2) for b in bars(ax)] == [0.1, 0.5, 0.9]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "c", "a"]
+    big = pd.DataFrame({"f1-score": np.linspace(0, 1, 250)}, index=[f"s{i}" for i in range(250)])
+    ax = plotting.plot_f1_per_sign(big, n_label=5).axes[0]
+    assert len(bars(ax)) == 250 and len(ax.texts) == 10
+
+
+def test_confusion_heatmap_is_row_normalised():
+    cm = pd.DataFrame([[3, 1], [0, 4]], index=["a", "b"], columns=["a", "b"])
+    fig = plotting.plot_confusion(cm)
+    image = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(image, [[0.75, 0.25], [0.0, 1.0]])
+    raw = plotting.plot_confusion(cm, normalise=False).axes[0].images[0].get_array()
+    np.testing.assert_allclose(raw, cm.to_numpy())
+    empty = plotting.plot_confusion(pd.DataFrame())
+    assert "no confusions" in empty.axes[0].texts[0].get_text()
+
+
+def test_topk_per_participant_agreement_masking():
+    ax = plotting.plot_topk([1, 5, 10], [0.5, 0.8, 0.9]).axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.5, 0.8, 0.9])
+    table = pd.DataFrame({"participant_id": [7, 9], "n_clips": [10, 20], "accuracy": [0.5, 0.75]})
+    ax = plotting.plot_per_participant(table).axes[0]
+    assert [b.get_height() for b in bars(ax)] == [0.5, 0.75]
+    p = np.array([[0.1, 0.9], [0.6, 0.4]])
+    ax = plotting.plot_probability_agreement(p, p + 1e-4).axes[0]
+    assert ax.get_title() == "max difference 1.0e-04" and len(ax.collections[0].get_offsets()) == 4
+    runs = pd.DataFrame({"variant": ["seed", "seed", "keys"], "accuracy": [0.5, 0.7, 0.8]})
+    ax = plotting.plot_masking_comparison(runs, by="variant").axes[0]
+    assert [round(b.get_height(), 3) for b in bars(ax)] == [0.6, 0.8]
+    with pytest.raises(ValueError, match="lacks column"):
+        plotting.plot_masking_comparison(runs, metric="top5", by="variant")
