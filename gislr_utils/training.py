@@ -327,15 +327,16 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
     """Train the transformer on held-out-participant splits and keep the best checkpoint (chapter 4).
 
     ``prepared``: `preprocessing.prepare_dataset`'s result (X, idxs, y, participant_id, sequence_id).
-    ``preset`` and ``overrides`` (any preset key, e.g. ``units=64``) select model and training
-    settings; ``epochs`` overrides the preset's epoch count. Steps:
+    ``preset`` and ``overrides`` (any preset setting, e.g. ``units=64``, or a model option of
+    `model.build_model` such as ``attention_impl``) select model and training settings; ``epochs``
+    overrides the preset's epoch count. Steps:
 
-    1. ``keras.utils.set_random_seed(seed)`` and TensorFlow op determinism, so one seed gives identical
-       weights on CPU;
-    2. `split_by_participant` (10% of participants held out); with a single participant there is no
+    1. `split_by_participant` (10% of participants held out); with a single participant there is no
        validation set: a message says so and the last epoch is kept;
-    3. normalisation statistics from the *training* clips only (`statistics.compute_stats`), unless
+    2. normalisation statistics from the *training* clips only (`statistics.compute_stats`), unless
        ``stats`` is given;
+    3. ``keras.utils.set_random_seed(seed)`` and TensorFlow op determinism, so one seed gives identical
+       weights on CPU;
     4. `model.build_model`, compiled by `compile_model`; fit on `BalancedSignBatches`, validating on the
        held-out participants every epoch; "cosine" adds the per-epoch learning-rate callback;
     5. writes ``model.keras`` (best validation accuracy, ModelCheckpoint), ``history.csv``,
@@ -343,56 +344,36 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
        model with the best checkpoint's weights.
 
     ``reuse=True`` loads the saved model instead of training when ``train_config.json`` in
-    ``artifacts_dir`` matches this preset, these overrides, this seed and this data set.
+    ``artifacts_dir`` records the same resolved settings, model options, seed, data and statistics.
     ``verbose``: 0 silent, 1 or 2 one line per epoch.
     """
-    _config.check_choice("preset", preset, _config.PRESETS)
-    # preset settings (model and training) go to get_preset; model-only options (e.g. attention_impl,
-    # frame_drop_at_inference) only to build_model, which checks them
-    cfg = _config.get_preset(preset, **{k: v for k, v in overrides.items() if k in _config.PRESETS[preset]})
-    if epochs is not None:
-        cfg["epochs"] = int(epochs)
-    if int(cfg["epochs"]) < 1:
-        raise ValueError(f"epochs must be >= 1, got {cfg['epochs']}")
-    _config.check_choice("schedule", cfg["schedule"], SCHEDULES)
+    cfg, options = resolve_settings(preset, epochs, **overrides)
     artifacts_dir = Path(artifacts_dir if artifacts_dir is not None else _config.DEFAULT_ARTIFACTS_DIR)
-    artifacts_dir.mkdir(parents=True, exist_ok=True)
     paths = _artifact_paths(artifacts_dir)
-    run_config = {"preset": preset, "overrides": {k: v for k, v in sorted(overrides.items())},
-                  "seed": int(seed), "settings": cfg, "data": data_fingerprint(prepared),
-                  "stats_given": stats is not None}
-
-    if reuse:
-        loaded = _try_reuse(paths, run_config)
-        if loaded is not None:
-            if verbose:
-                print(f"reusing the trained model in {paths['model']} (same preset, settings, seed and data)")
-            return loaded
-
-    keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
 
     X, idxs, y = prepared.X, prepared.idxs, np.asarray(prepared.y)
     pid = np.asarray(prepared.participant_id)
-    n_participants = np.unique(pid).size
-    if n_participants >= 2:
-        train_idx, val_idx = split_by_participant(pid)
-    else:
-        train_idx, val_idx = np.arange(len(y), dtype=np.int64), np.zeros(0, dtype=np.int64)
-        msg = (f"no validation split possible: all {len(y)} clips come from {n_participants} participant; "
-               "training on all clips without validation, and the last epoch is kept")
-        warnings.warn(msg, stacklevel=2)
-        if verbose:
-            print(msg)
+    train_idx, val_idx, stats = _split_and_stats(prepared, stats, verbose)
+    statistics = _stats_io()
+    key = run_key(prepared, preset, cfg, options, seed, stats)
+
+    if reuse:
+        loaded = _load_if_matching(artifacts_dir, key)
+        if loaded is not None:
+            if verbose:
+                print(f"reusing the trained model in {paths['model']} (same settings, seed, data and statistics)")
+            return loaded
+
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    paths["config"].unlink(missing_ok=True)       # a run that stops half-way must not look complete
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
     if verbose:
         held = np.unique(pid[val_idx]).tolist()
         print(f"{len(train_idx)} training clips ({np.unique(pid[train_idx]).size} participants, "
               f"{np.unique(y[train_idx]).size} signs), {len(val_idx)} validation clips "
               f"(participants {held})")
 
-    statistics = _stats_io()
-    if stats is None:
-        stats = statistics.compute_stats(X[train_idx])
     from .model import build_model
     model = build_model(preset, stats, **overrides)
     compile_model(model, cfg)
@@ -431,14 +412,64 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
         print(f"trained in {train_seconds:.1f}s{best}; saved {paths['model']}")
 
     statistics.save_stats(stats, paths["stats"])
-    np.savez(paths["split"], train_idx=train_idx, val_idx=val_idx,
-             val_participants=np.unique(pid[val_idx]))
-    run_config.update(train_seconds=train_seconds, best_epoch=best_epoch,
-                      n_train=int(len(train_idx)), n_val=int(len(val_idx)))
-    paths["config"].write_text(json.dumps(run_config, indent=2, default=_json_default))
+    with open(paths["split"], "wb") as f:
+        np.savez(f, train_idx=train_idx, val_idx=val_idx, val_participants=np.unique(pid[val_idx]))
+    record = {**key, "overrides": {k: overrides[k] for k in sorted(overrides)}, "train_seconds": train_seconds,
+              "best_epoch": best_epoch, "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
+    paths["config"].write_text(json.dumps(record, indent=2, default=_json_default))
     return TrainResult(model=model, history=history, train_idx=train_idx, val_idx=val_idx, stats=stats,
                        config=cfg, preset=preset, seed=int(seed), paths=paths, train_seconds=train_seconds,
                        best_epoch=best_epoch)
+
+
+def _split_and_stats(prepared, stats=None, verbose: int = 1):
+    """Participant split (or all clips for training when there is one participant) and training statistics."""
+    y = np.asarray(prepared.y)
+    pid = np.asarray(prepared.participant_id)
+    n_participants = np.unique(pid).size
+    if n_participants >= 2:
+        train_idx, val_idx = split_by_participant(pid)
+    else:
+        train_idx, val_idx = np.arange(len(y), dtype=np.int64), np.zeros(0, dtype=np.int64)
+        msg = (f"no validation split possible: all {len(y)} clips come from {n_participants} participant; "
+               "training on all clips without validation, and the last epoch is kept")
+        warnings.warn(msg, stacklevel=3)
+        if verbose:
+            print(msg)
+    if stats is None:
+        stats = _stats_io().compute_stats(prepared.X[train_idx])
+    return train_idx, val_idx, stats
+
+
+def resolve_settings(preset: str = "classroom", epochs: int | None = None, **overrides) -> tuple[dict, dict]:
+    """(preset settings with overrides and ``epochs`` applied, model-only options) for `train`; checks them."""
+    _config.check_choice("preset", preset, _config.PRESETS)
+    # preset settings (model and training) go to get_preset; model-only options (e.g. attention_impl,
+    # frame_drop_at_inference) only to build_model, which checks them
+    cfg = _config.get_preset(preset, **{k: v for k, v in overrides.items() if k in _config.PRESETS[preset]})
+    options = {k: v for k, v in sorted(overrides.items()) if k not in _config.PRESETS[preset]}
+    if epochs is not None:
+        cfg["epochs"] = epochs
+    if not isinstance(cfg["epochs"], (int, np.integer)) or cfg["epochs"] < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {cfg['epochs']!r}")
+    cfg["epochs"] = int(cfg["epochs"])
+    _config.check_choice("schedule", cfg["schedule"], SCHEDULES)
+    return cfg, options
+
+
+def stats_fingerprint(stats) -> str:
+    """Short hash of normalisation statistics (their float32 mean and std)."""
+    h = hashlib.sha256()
+    for name in ("mean", "std"):
+        h.update(np.ascontiguousarray(np.asarray(stats[name], dtype=np.float32)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(prepared, preset: str, cfg: dict, options: dict, seed: int, stats) -> dict:
+    """What identifies a training run: preset, resolved settings, model options, seed, data, statistics."""
+    key = {"preset": preset, "settings": cfg, "options": options, "seed": int(seed),
+           "data": data_fingerprint(prepared), "stats": stats_fingerprint(stats)}
+    return json.loads(json.dumps(key, default=_json_default))
 
 
 def _json_default(o):
@@ -447,15 +478,14 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
-def _try_reuse(paths: dict, run_config: dict) -> TrainResult | None:
+def _load_if_matching(artifacts_dir: Path, key: dict) -> TrainResult | None:
+    paths = _artifact_paths(Path(artifacts_dir))
     if not all(p.exists() for p in paths.values()):
         return None
     saved = json.loads(paths["config"].read_text())
-    keys = ("preset", "overrides", "seed", "settings", "data", "stats_given")
-    if json.loads(json.dumps({k: run_config[k] for k in keys}, default=_json_default)) != \
-            {k: saved.get(k) for k in keys}:
+    if {k: saved.get(k) for k in key} != key:
         return None
-    return load_trained(paths["model"].parent)
+    return load_trained(artifacts_dir)
 
 
 def load_trained(artifacts_dir) -> TrainResult:
@@ -465,12 +495,73 @@ def load_trained(artifacts_dir) -> TrainResult:
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise FileNotFoundError(f"{artifacts_dir}: no complete training run; missing {missing}")
-    from . import model as _model  # noqa: F401  (registers the custom layers for deserialisation)
+    from .model import load_model
     saved = json.loads(paths["config"].read_text())
-    model = keras.saving.load_model(paths["model"])
-    split = np.load(paths["split"])
-    return TrainResult(model=model, history=pd.read_csv(paths["history"]), train_idx=split["train_idx"],
-                       val_idx=split["val_idx"], stats=_stats_io().load_stats(paths["stats"]),
+    with np.load(paths["split"]) as split:
+        train_idx, val_idx = split["train_idx"], split["val_idx"]
+    return TrainResult(model=load_model(paths["model"]), history=pd.read_csv(paths["history"]),
+                       train_idx=train_idx, val_idx=val_idx, stats=_stats_io().load_stats(paths["stats"]),
                        config=saved["settings"], preset=saved["preset"], seed=saved["seed"], paths=paths,
                        train_seconds=saved.get("train_seconds", float("nan")),
                        best_epoch=saved.get("best_epoch"), reused=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Masking comparison (chapter 3 explains the two masks; chapter 6 shows these numbers)
+# --------------------------------------------------------------------------------------------------
+def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifacts_dir=None,
+                    epochs: int | None = None, stats=None, verbose: int = 1, **overrides) -> pd.DataFrame:
+    """Train the preset with the seed's attention mask and with the key mask; held-out accuracy of each.
+
+    Two trainings that differ only in ``attention_mask`` (same seed, split, statistics, batches and
+    settings). A run already in ``artifacts_dir`` itself with exactly these settings (the chapter's
+    main model) is used as it is; otherwise the variant is trained into
+    ``<artifacts_dir>/masking/<mode>/`` and reused from there on later calls. Rows:
+
+    * ``seed``, frame drop at inference on: the original (25% of frames dropped at random even when
+      predicting, padded query rows masked instead of padded keys);
+    * ``seed``, frame drop at inference off: the same weights, predictions made without the drop;
+    * ``keys``: padded keys masked, frames dropped only in training.
+
+    The models carry the best checkpoint's weights and random-generator state, so the random
+    "seed"/drop-on row is the same whether the models were just trained or reused from disk.
+    Columns: attention_mask, frame_drop_at_inference, accuracy, top5, top10, macro_f1, n_val,
+    train_seconds, best_epoch, epochs. The table is also written to
+    ``<artifacts_dir>/masking/masking_comparison.csv``.
+    """
+    from . import evaluation
+    from .model import set_frame_drop_at_inference
+
+    if np.unique(np.asarray(prepared.participant_id)).size < 2:
+        raise ValueError("compare_masking needs held-out participants: the data set has a single participant")
+    artifacts_dir = Path(artifacts_dir if artifacts_dir is not None else _config.DEFAULT_ARTIFACTS_DIR)
+    out_dir = artifacts_dir / "masking"
+    overrides = {k: v for k, v in overrides.items() if k != "attention_mask"}
+    _, _, stats = _split_and_stats(prepared, stats, verbose=0)
+    rows = []
+    for mode in ("seed", "keys"):
+        cfg, options = resolve_settings(preset, epochs, attention_mask=mode, **overrides)
+        res = _load_if_matching(artifacts_dir, run_key(prepared, preset, cfg, options, seed, stats))
+        if res is not None:
+            if verbose:
+                print(f"attention_mask={mode!r}: the trained model in {artifacts_dir} has these settings; using it")
+        else:
+            if verbose:
+                print(f"--- attention_mask={mode!r}")
+            res = train(prepared, preset, out_dir / mode, seed=seed, stats=stats, epochs=epochs, verbose=verbose,
+                        reuse=True, attention_mask=mode, **overrides)
+        X, idxs, y = prepared.X[res.val_idx], prepared.idxs[res.val_idx], np.asarray(prepared.y)[res.val_idx]
+        for drop in ([True, False] if mode == "seed" else [False]):
+            if mode == "seed":
+                set_frame_drop_at_inference(res.model, drop)
+            m = evaluation.summary_metrics(y, evaluation.predict(res.model, X, idxs))
+            rows.append({"attention_mask": mode, "frame_drop_at_inference": drop,
+                         **{k: m[k] for k in ("accuracy", "top5", "top10", "macro_f1", "n_val")},
+                         "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,
+                         "epochs": int(res.config["epochs"])})
+        if mode == "seed":
+            set_frame_drop_at_inference(res.model, True)
+    table = pd.DataFrame(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "masking_comparison.csv", index=False)
+    return table

@@ -165,9 +165,12 @@ def test_two_runs_with_one_seed_give_identical_weights(tmp_path):
     assert again.reused
     for a, b in zip(w0, again.model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    other = tr.train(prep, "classroom", tmp_path / "run0", seed=4, epochs=1, verbose=0, reuse=True,
-                     attention_mask="seed", **TINY)
-    assert not other.reused
+    saved = json.loads(r.paths["config"].read_text())
+    key = {k: saved[k] for k in ("preset", "settings", "options", "seed", "data", "stats")}
+    assert tr.run_key(prep, "classroom", *tr.resolve_settings("classroom", 1, attention_mask="seed", **TINY),
+                      3, r.stats) == key
+    for change in ({"seed": 4}, {"stats": "0" * 16}, {"settings": {**key["settings"], "units": 32}}):
+        assert tr._load_if_matching(tmp_path / "run0", {**key, **change}) is None   # retrain, not reuse
 
 
 def test_train_uses_training_split_statistics_and_a_subset_of_signs(tmp_path, capsys):
@@ -201,6 +204,27 @@ def test_train_rejects_bad_settings(tmp_path):
         tr.train(prep, "large", tmp_path, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="epochs"):
         tr.train(prep, "classroom", tmp_path, epochs=0, verbose=0)
+
+
+def test_compare_masking_trains_both_variants_and_reuses_the_main_run(tmp_path):
+    prep = _fake_prepared(participants=5)
+    main = tr.train(prep, "classroom", tmp_path, seed=1, epochs=1, verbose=0, attention_mask="keys", **TINY)
+    table = tr.compare_masking(prep, "classroom", seed=1, artifacts_dir=tmp_path, epochs=1, verbose=0, **TINY)
+    assert list(table["attention_mask"]) == ["seed", "seed", "keys"]
+    assert list(table["frame_drop_at_inference"]) == [True, False, False]
+    for col in ("accuracy", "top5", "top10", "macro_f1", "n_val", "train_seconds", "best_epoch", "epochs"):
+        assert col in table.columns
+    assert (table["n_val"] == len(main.val_idx)).all() and (table["epochs"] == 1).all()
+    # the keys variant is the main run itself (not retrained); the seed variant was trained once
+    assert table.loc[2, "train_seconds"] == pytest.approx(main.train_seconds)
+    assert not (tmp_path / "masking" / "keys").exists() and (tmp_path / "masking" / "seed" / "model.keras").exists()
+    # keys predictions are deterministic: accuracy equals the main model's on the held-out clips
+    from gislr_utils import evaluation
+    probs = evaluation.predict(main.model, prep.X[main.val_idx], prep.idxs[main.val_idx])
+    assert table.loc[2, "accuracy"] == pytest.approx(np.mean(probs.argmax(1) == prep.y[main.val_idx]))
+    again = tr.compare_masking(prep, "classroom", seed=1, artifacts_dir=tmp_path, epochs=1, verbose=0, **TINY)
+    np.testing.assert_array_equal(again["accuracy"], table["accuracy"])      # reused, same numbers
+    assert (tmp_path / "masking" / "masking_comparison.csv").exists()
 
 
 @pytest.mark.skipif(not REAL_SAMPLE_DIR.exists(), reason=f"real GISLR sample not found at {REAL_SAMPLE_DIR}")
