@@ -198,6 +198,17 @@ def native_logs_to_file(path) -> Path | None:
     return path
 
 
+def _sharp_figures() -> None:
+    """In a notebook kernel, render figures at twice the resolution ("retina"), shown at their size."""
+    if not _in_kernel():
+        return
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # pragma: no cover - ipykernel depends on matplotlib-inline
+        return
+    set_matplotlib_formats("retina")
+
+
 def _data_tag(data_dir: Path, synthetic: bool) -> str:
     if synthetic:
         return "synthetic"
@@ -230,6 +241,7 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
     quiet()
     from . import plotting
     plotting.set_style()
+    _sharp_figures()
     artifacts.mkdir(parents=True, exist_ok=True)
     native_logs_to_file(artifacts / "logs" / "native-stderr.log")
     if synthetic:
