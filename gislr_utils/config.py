@@ -23,10 +23,10 @@ PRESETS: dict[str, dict] = {
         schedule="constant", wd_ratio=0.05, clipnorm=1.0, label_smoothing=0.25,
     ),
     "classroom": dict(
-        input_size=64, lips_units=96, hands_units=96, pose_units=96, units=128,
+        input_size=64, lips_units=64, hands_units=64, pose_units=64, units=96,
         num_blocks=2, num_heads=4, mlp_ratio=2, mlp_dropout=0.30, classifier_dropout=0.10,
         num_classes=250, attention_mask="keys", frame_drop=0.25,
-        epochs=20, batch_all_signs_n=4, learning_rate=1e-3, weight_decay=1e-5,
+        epochs=10, batch_all_signs_n=2, learning_rate=1e-3, weight_decay=1e-5,
         schedule="cosine", wd_ratio=0.05, clipnorm=1.0, label_smoothing=0.25,
     ),
 }
