@@ -140,6 +140,18 @@ def test_loss_is_smoothed_categorical_crossentropy():
 
 
 # ------------------------------------------------------------------------------------- training
+def test_data_fingerprint_follows_clips_labels_and_contents():
+    a, b = _fake_prepared(), _fake_prepared()
+    assert tr.data_fingerprint(a) == tr.data_fingerprint(b)
+    b.X = b.X.copy()
+    b.X[0, 0, 0, 0] += 1.0                      # clip 0 is among the sampled clips
+    assert tr.data_fingerprint(a) != tr.data_fingerprint(b)
+    c = _fake_prepared()
+    c.y = c.y.copy()
+    c.y[-1] = 5
+    assert tr.data_fingerprint(a) != tr.data_fingerprint(c)
+
+
 def test_two_runs_with_one_seed_give_identical_weights(tmp_path):
     prep = _fake_prepared()
     runs = [tr.train(prep, "classroom", tmp_path / f"run{i}", seed=3, epochs=1, verbose=0,
