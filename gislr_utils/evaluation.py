@@ -18,16 +18,41 @@ from . import config as _config
 REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_val", "n_classes_present")
 
 
-def predict(model, X, idxs, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``[n, num_classes]`` float32 for clips ``X [n,64,66,3]``, ``idxs [n,64]``."""
+def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> np.ndarray:
+    """Class probabilities ``[n, num_classes]`` float32 for clips ``X [n,64,66,3]``, ``idxs [n,64]``.
+
+    Only a model with randomness at inference (the `seed` preset's frame drop, chapter 3) cares
+    about ``seed``: with an integer its random layers are re-seeded first (`reseed_random_layers`),
+    so one model and one seed give the same probabilities whether the model was just trained or
+    loaded from disk; ``None`` continues their random stream (each call draws anew).
+    """
     X = np.asarray(X, dtype=np.float32)
     idxs = np.asarray(idxs, dtype=np.float32)
     if len(X) != len(idxs):
         raise ValueError(f"X ({len(X)}) and idxs ({len(idxs)}) must have the same length")
     if len(X) == 0:
         raise ValueError("no clips to predict")
+    if seed is not None:
+        reseed_random_layers(model, seed)
     probs = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, batch_size=batch_size, verbose=0)
     return np.asarray(probs, dtype=np.float32)
+
+
+def reseed_random_layers(model, seed: int) -> int:
+    """Restart the random stream of every layer of `model` that has a ``seed_generator``; returns their number.
+
+    Keras layers that draw random numbers (Dropout, the model's FrameMask) keep a
+    ``keras.random.SeedGenerator`` whose state is not saved with the model: a loaded model starts
+    from an arbitrary state. Layer ``i`` is set to state ``[seed + i, 0]``.
+    """
+    from ._tf import keras
+    n = 0
+    for i, layer in enumerate(model._flatten_layers()):
+        gen = getattr(layer, "seed_generator", None)
+        if isinstance(gen, keras.random.SeedGenerator):
+            gen.state.assign(np.array([int(seed) + i, 0], dtype=gen.state.dtype))
+            n += 1
+    return n
 
 
 def _check(y_true, probs=None, y_pred=None):
@@ -152,9 +177,13 @@ class Evaluation:
     confused_pairs: pd.DataFrame
 
 
-def evaluate(model, X, idxs, y, participant_id=None, batch_size: int = 256, top_pairs: int = 10) -> Evaluation:
-    """Predict and compute all metrics and tables of chapter 5 for clips ``X, idxs`` with labels ``y``."""
-    probs = predict(model, X, idxs, batch_size=batch_size)
+def evaluate(model, X, idxs, y, participant_id=None, batch_size: int = 256, top_pairs: int = 10,
+             seed: int | None = None) -> Evaluation:
+    """Predict and compute all metrics and tables of chapter 5 for clips ``X, idxs`` with labels ``y``.
+
+    ``seed`` as in `predict` (it matters only for a model that is random at inference).
+    """
+    probs = predict(model, X, idxs, batch_size=batch_size, seed=seed)
     return evaluate_probs(y, probs, participant_id=participant_id, top_pairs=top_pairs)
 
 

@@ -536,8 +536,9 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
     * ``seed``, frame drop at inference off: the same weights, predictions made without the drop;
     * ``keys``: padded keys masked, frames dropped only in training.
 
-    The models carry the best checkpoint's weights and random-generator state, so the random
-    "seed"/drop-on row is the same whether the models were just trained or reused from disk.
+    The random "seed"/drop-on row is predicted with the layers' random generators re-seeded with
+    ``seed`` (`evaluation.predict`), so it is the same whether the models were just trained or
+    reused from disk.
     Columns: attention_mask, frame_drop_at_inference, accuracy, top5, top10, macro_f1, n_val,
     train_seconds, best_epoch, epochs. The table is also written to
     ``<artifacts_dir>/masking/masking_comparison.csv``.
@@ -567,7 +568,7 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
         for drop in ([True, False] if mode == "seed" else [False]):
             if mode == "seed":
                 set_frame_drop_at_inference(res.model, drop)
-            m = evaluation.summary_metrics(y, evaluation.predict(res.model, X, idxs))
+            m = evaluation.summary_metrics(y, evaluation.predict(res.model, X, idxs, seed=seed))
             rows.append({"attention_mask": mode, "frame_drop_at_inference": drop,
                          **{k: m[k] for k in ("accuracy", "top5", "top10", "macro_f1", "n_val")},
                          "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,

@@ -143,3 +143,20 @@ def test_predict_and_evaluate_with_a_tiny_model():
     assert list(out.per_participant["n_clips"]) == [2, 3]
     with pytest.raises(ValueError, match="same length"):
         ev.predict(model, X, idxs[:3])
+
+
+def test_seeded_predictions_of_a_model_random_at_inference(tmp_path):
+    """The seed preset drops frames at inference; a seed makes predictions repeatable, also after loading."""
+    from gislr_utils.model import build_model, load_model
+    model = build_model("classroom", None, units=16, lips_units=8, hands_units=8, pose_units=8,
+                        num_blocks=1, num_heads=2, attention_mask="seed")
+    rng = np.random.default_rng(1)
+    X = rng.random((6, 64, 66, 3), dtype=np.float32)
+    idxs = np.tile(np.arange(64, dtype=np.float32), (6, 1))
+    a = ev.predict(model, X, idxs, seed=3)
+    assert not np.allclose(a, ev.predict(model, X, idxs))          # unseeded: a new random draw
+    np.testing.assert_array_equal(a, ev.predict(model, X, idxs, seed=3))
+    assert not np.allclose(a, ev.predict(model, X, idxs, seed=4))
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(a, ev.predict(load_model(tmp_path / "m.keras"), X, idxs, seed=3), rtol=1e-6, atol=1e-7)
+    assert ev.reseed_random_layers(model, 0) >= 1
