@@ -329,14 +329,21 @@ def train(ctx: Context, epochs=None, verbose: int = 1, **overrides):
 
 
 def _saved_run_matches(ctx: Context) -> bool:
+    """A complete run in the run folder, made from this data set, preset, settings, seed and statistics.
+
+    The number of epochs may differ (chapter 4 may have been run with ``epochs``): chapters 5 and 6
+    evaluate whatever chapter 4 trained, and their tables say how many epochs that was.
+    """
     from . import training
-    cfg_path = ctx.run_dir / "train_config.json"
     needed = ("model.keras", "history.csv", "stats.npz", "split.npz", "train_config.json")
     if not all((ctx.run_dir / name).exists() for name in needed):
         return False
-    saved = json.loads(cfg_path.read_text())
-    return (saved.get("preset") == ctx.preset and saved.get("seed") == ctx.seed
-            and saved.get("data") == training.data_fingerprint(get_prepared(ctx)))
+    saved = json.loads((ctx.run_dir / "train_config.json").read_text())
+    cfg, options = training.resolve_settings(ctx.preset)
+    key = training.run_key(get_prepared(ctx), ctx.preset, cfg, options, ctx.seed, get_stats(ctx))
+    ignore_epochs = lambda settings: {k: v for k, v in (settings or {}).items() if k != "epochs"}  # noqa: E731
+    return (all(saved.get(k) == key[k] for k in ("preset", "options", "seed", "data", "stats"))
+            and ignore_epochs(saved.get("settings")) == ignore_epochs(key["settings"]))
 
 
 def get_trained(ctx: Context, verbose: int = 1):
@@ -374,19 +381,17 @@ def validation_rows(ctx: Context, result=None) -> np.ndarray:
 def get_evaluation(ctx: Context, result=None):
     """`evaluation.evaluate` of the trained model on the held-out participants' clips (chapter 5).
 
-    The prediction is seeded with the run's seed, so the seed preset's random frame drop at
-    inference gives the same numbers on every run.
+    The prediction is seeded with the run's seed (`evaluation.predict`), so the seed preset's
+    random frame drop at inference gives the same numbers on every run.
     """
     if "evaluation" in ctx._cache:
         return ctx._cache["evaluation"]
     from . import evaluation
-    from ._tf import keras
     result = result or get_trained(ctx)
     prepared = get_prepared(ctx)
     rows = validation_rows(ctx, result)
-    keras.utils.set_random_seed(ctx.seed)
     ev = evaluation.evaluate(result.model, prepared.X[rows], prepared.idxs[rows], np.asarray(prepared.y)[rows],
-                             participant_id=np.asarray(prepared.participant_id)[rows])
+                             participant_id=np.asarray(prepared.participant_id)[rows], seed=ctx.seed)
     ctx._cache["evaluation"] = ev
     return ev
 
