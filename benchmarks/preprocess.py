@@ -82,6 +82,9 @@ def main(argv=None):
     rows.append(("preprocess_files, 1 worker", t, cpu))
     t, cpu, (X2, I2) = timed(lambda: preprocess_files(paths, workers=workers, progress=False))
     rows.append((f"preprocess_files, {workers} workers", t, cpu))
+    # The floor: reading x, y, z alone (no preprocessing), on the same pool of threads.
+    t, cpu, _ = timed(lambda: read_only(paths, workers))
+    rows.append((f"  of which reading x, y, z alone, {workers} workers", t, cpu))
     for X, IDX in ((X1, I1), (X2, I2)):
         np.testing.assert_allclose(X, X0, rtol=0, atol=1e-5)
         np.testing.assert_allclose(IDX, I0, rtol=0, atol=1e-5)
@@ -91,10 +94,21 @@ def main(argv=None):
     for name, t, cpu in rows:
         rate = len(paths) / t
         print(f"{name:52s} {t:8.2f} {rate:8.0f} {rate / base_rate:11.1f}x {cpu / len(paths) * 1e3:12.2f}")
+    read_cpu = rows[-1][2] / len(paths)
     print("\nsame arrays from every path (<= 1e-5); CPU ms/file counts all threads of this process.")
+    print(f"reading alone costs {read_cpu * 1e3:.2f} CPU ms per file (pyarrow's Snappy decompression of "
+          f"the x, y, z pages, most of it): {os.cpu_count()} cores cannot read more than about "
+          f"{os.cpu_count() / read_cpu:.0f} files/s, whatever the preprocessing.")
     if hasattr(os, "getloadavg"):
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
               "(other processes share the cores when it exceeds the workers' share)")
+
+
+def read_only(paths, workers):
+    from concurrent.futures import ThreadPoolExecutor
+    chunks = [paths[i:i + 32] for i in range(0, len(paths), 32)]
+    with ThreadPoolExecutor(workers) as ex:
+        return sum(ex.map(lambda chunk: sum(len(dataset.load_frames(p)) for p in chunk), chunks))
 
 
 def pq_rows(path):

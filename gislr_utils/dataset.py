@@ -54,15 +54,15 @@ class GISLRDataError(ValueError):
 def load_frames(path) -> np.ndarray:
     """Read one landmark file as float32 ``[n_frames, 543, 3]`` (x, y, z only; NaN kept).
 
-    Only the three coordinate columns are read (pyarrow, one thread: the batch preprocessing
-    parallelises over files). Nulls, MediaPipe's missing hands, become NaN. The layout is trusted;
+    Only the three coordinate columns are read (pyarrow, one thread and no pre-buffering: the
+    batch preprocessing parallelises over files, and most of a read is Snappy decompression). Nulls, MediaPipe's missing hands, become NaN. The layout is trusted;
     :func:`validate_file` checks it fully. Chapter 1 shows what the array holds.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: landmark file not found")
     try:
-        table = pq.ParquetFile(path).read(columns=["x", "y", "z"], use_threads=False)
+        table = pq.ParquetFile(path, pre_buffer=False).read(columns=["x", "y", "z"], use_threads=False)
     except (KeyError, ValueError, pa.ArrowException) as err:  # missing column or not parquet
         raise GISLRDataError(f"{path}: cannot read columns x, y, z ({err})") from err
     if table.num_columns != N_DIMS:
