@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import config as _config
+from .config import show_path
 
 # tqdm.auto warns "IProgress not found" on import in a kernel without ipywidgets; the chapters
 # never show progress bars (pages print plain lines), so that warning would only litter the page.
@@ -147,15 +148,6 @@ class Context:
 
     def __repr__(self):
         return "Context(" + ", ".join(f"{k}={v}" for k, v in self.table()["value"].items()) + ")"
-
-
-def show_path(path) -> str:
-    """`path` relative to the repository when inside it (pages show no machine-specific paths)."""
-    path = Path(path)
-    try:
-        return "./" + str(path.resolve().relative_to(_config.REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def quiet() -> None:

@@ -66,3 +66,12 @@ def load_sign_map(path: str | Path | None = None) -> dict[str, int]:
 
 SIGN_TO_INDEX = load_sign_map()
 INDEX_TO_SIGN = {v: k for k, v in SIGN_TO_INDEX.items()}
+
+
+def show_path(path) -> str:
+    """`path` relative to the repository when inside it (pages and logs show no machine-specific paths)."""
+    path = Path(path)
+    try:
+        return "./" + str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

@@ -36,6 +36,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
 from . import config as _config
+from .config import show_path
 from ._tf import keras, tf
 
 SCHEDULES = ("constant", "cosine")
@@ -373,7 +374,7 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
         loaded = _load_if_matching(artifacts_dir, key)
         if loaded is not None:
             if verbose:
-                print(f"reusing the trained model in {paths['model']} (same settings, seed, data and statistics)")
+                print(f"reusing the trained model in {show_path(paths['model'])} (same settings, seed, data and statistics)")
             return loaded
 
     artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -422,7 +423,7 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
     best_epoch = int(history.loc[history[monitor].idxmax(), "epoch"]) if monitor else int(history["epoch"].iloc[-1])
     if verbose:
         best = f", best val_acc {history[monitor].max():.3f} at epoch {best_epoch}" if monitor else ""
-        print(f"trained in {train_seconds:.1f}s{best}; saved {paths['model']}")
+        print(f"trained in {train_seconds:.1f}s{best}; saved {show_path(paths['model'])}")
 
     statistics.save_stats(stats, paths["stats"])
     with open(paths["split"], "wb") as f:
@@ -558,7 +559,7 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
         res = _load_if_matching(artifacts_dir, run_key(prepared, preset, cfg, options, seed, stats))
         if res is not None:
             if verbose:
-                print(f"attention_mask={mode!r}: the trained model in {artifacts_dir} has these settings; using it")
+                print(f"attention_mask={mode!r}: the trained model in {show_path(artifacts_dir)} has these settings; using it")
         else:
             if verbose:
                 print(f"--- attention_mask={mode!r}")

@@ -1,6 +1,9 @@
 """Tests of gislr_utils.training: split, balanced batches, schedules, loss, determinism, end to end."""
+import contextlib
+import io
 import json
 import math
+import shutil
 import types
 import warnings
 
@@ -198,6 +201,23 @@ def test_train_uses_training_split_statistics_and_a_subset_of_signs(tmp_path, ca
     assert "epoch 1/1" in out and "\x1b[" not in out and "\b" not in out       # one plain line, no bar
     saved = json.loads(r.paths["config"].read_text())
     assert saved["settings"]["schedule"] == "constant" and saved["n_val"] == len(r.val_idx)
+
+
+def test_paths_in_messages_are_relative_to_the_repository(tmp_path):
+    from gislr_utils.config import REPO_ROOT, show_path
+    assert show_path(REPO_ROOT / "artifacts" / "runs" / "x" / "model.keras") == "./artifacts/runs/x/model.keras"
+    assert show_path(tmp_path / "model.keras") == str(tmp_path / "model.keras")   # outside: unchanged
+    prep = _fake_prepared(signs=(1, 2), participants=5)
+    run_dir = REPO_ROOT / "artifacts" / "test-runs" / tmp_path.name
+    try:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            tr.train(prep, "classroom", run_dir, seed=0, epochs=1, verbose=1, **TINY)
+        out = buf.getvalue()
+        assert f"saved ./artifacts/test-runs/{tmp_path.name}/model.keras" in out
+        assert str(REPO_ROOT) not in out
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_train_without_validation_says_so(tmp_path):
