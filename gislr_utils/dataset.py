@@ -55,8 +55,9 @@ def load_frames(path) -> np.ndarray:
     """Read one landmark file as float32 ``[n_frames, 543, 3]`` (x, y, z only; NaN kept).
 
     Only the three coordinate columns are read (pyarrow, one thread and no pre-buffering: the
-    batch preprocessing parallelises over files, and most of a read is Snappy decompression). Nulls, MediaPipe's missing hands, become NaN. The layout is trusted;
-    :func:`validate_file` checks it fully. Chapter 1 shows what the array holds.
+    batch preprocessing parallelises over files, and most of a read is Snappy decompression).
+    Nulls, MediaPipe's missing hands, become NaN. The layout is trusted; :func:`validate_file`
+    checks it fully. Chapter 1 shows what the array holds.
     """
     path = Path(path)
     if not path.exists():
