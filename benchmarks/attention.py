@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import gislr_utils  # noqa: E402,F401
-from gislr_utils._tf import keras, tf  # noqa: E402
-from gislr_utils.model import build_model  # noqa: E402
+import gislr_utils  # noqa: F401
+from gislr_utils._tf import keras, tf
+from gislr_utils.model import build_model
 
 
 def make_model(preset, impl, jit):

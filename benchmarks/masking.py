@@ -11,22 +11,18 @@ settings and data are unchanged.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the repository, for gislr_utils
-sys.path.insert(0, str(Path(__file__).resolve().parent))          # this folder
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-import gislr_utils  # noqa: E402,F401
+import gislr_utils  # noqa: F401
 from gislr_utils import training
 from gislr_utils.config import DEFAULT_ARTIFACTS_DIR
 from gislr_utils.preprocessing import prepare_dataset
 from gislr_utils.synthetic import ensure_data_dir
 
-from train_classroom import _parse_set  # noqa: E402  (same folder)
+from train_classroom import _parse_set  # same folder
 
 
 def main(argv=None):

@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-import gislr_utils  # noqa: E402,F401
-from gislr_utils import dataset  # noqa: E402
-from gislr_utils.config import REAL_SAMPLE_DIR  # noqa: E402
-from gislr_utils.landmarks import N_DIMS, N_ROWS  # noqa: E402
-from gislr_utils.preprocessing import PreprocessLayer, preprocess_files  # noqa: E402
+import gislr_utils  # noqa: F401
+from gislr_utils import dataset
+from gislr_utils.config import REAL_SAMPLE_DIR
+from gislr_utils.landmarks import N_DIMS, N_ROWS
+from gislr_utils.preprocessing import PreprocessLayer, preprocess_files
 
 
 def original_per_file(paths, layer):

@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-import gislr_utils  # noqa: E402,F401
-from gislr_utils import config, dataset, synthetic  # noqa: E402
+import gislr_utils  # noqa: F401
+from gislr_utils import config, dataset, synthetic
 
 
 def cpu_seconds() -> float:

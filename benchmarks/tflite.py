@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import gislr_utils  # noqa: E402,F401
-from gislr_utils import config, export  # noqa: E402
-from gislr_utils._tf import keras, tf  # noqa: E402
-from gislr_utils.dataset import load_frames  # noqa: E402
-from gislr_utils.model import build_model, set_frame_drop_at_inference  # noqa: E402
+import gislr_utils  # noqa: F401
+from gislr_utils import config, export
+from gislr_utils._tf import keras, tf
+from gislr_utils.dataset import load_frames
+from gislr_utils.model import build_model, set_frame_drop_at_inference
 
 
 def clips_for_timing():
@@ -110,10 +107,11 @@ def main(argv=None):
     for preset in args.presets:
         keras.utils.set_random_seed(0)
         model = build_model(preset)
+        mflop = forward_mflop(model)
         for fp16 in (False, True):
             path = export.export_tflite(model, out / f"{preset}{'_fp16' if fp16 else ''}.tflite", fp16=fp16)
             r = export.tflite_size_and_latency(path, clips, repeats=args.repeats, num_threads=args.threads)
-            r["mflop"] = mflop if fp16 else (mflop := forward_mflop(model))
+            r["mflop"] = mflop
             rows.append((preset, "fp16" if fp16 else "fp32", model.count_params(), r))
     print(f"{'preset':10s} {'weights':7s} {'params':>10s} {'size MiB':>9s} {'median ms':>10s} "
           f"{'p90 ms':>8s} {'mean ms':>8s} {'best-of-repeats median ms':>26s} {'MFLOP':>7s} "

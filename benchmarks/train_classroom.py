@@ -12,13 +12,10 @@ import argparse
 import ast
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the repository, for gislr_utils
-
-import gislr_utils  # noqa: E402,F401  (silences TensorFlow first)
+import gislr_utils  # noqa: F401  (silences TensorFlow first)
 from gislr_utils import evaluation, training
 from gislr_utils.config import DEFAULT_ARTIFACTS_DIR
 from gislr_utils.preprocessing import prepare_dataset
