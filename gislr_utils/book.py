@@ -420,10 +420,6 @@ def papermill_command(chapter: int, out: str | None = None, **params) -> str:
     return f"papermill {nb} {out} {args}".rstrip()
 
 
-def _dominant_missing(summary: pd.DataFrame) -> np.ndarray:
-    return np.where(summary["dominant"] == "left", summary["left_hand_missing"], summary["right_hand_missing"])
-
-
 def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: str | None = None):
     """A typical clip to draw (chapters 1 and 2): its dominant hand visible in at least
     `min_hand_share` of its frames, its length closest to the median; ties by sequence_id.
@@ -438,7 +434,7 @@ def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: s
         check_choice("dominant", dominant, ("left", "right"))
         same = candidates[candidates["dominant"] == dominant]
         candidates = same if len(same) else candidates
-    good = candidates[1 - _dominant_missing(candidates) >= min_hand_share]
+    good = candidates[candidates["n_hand_frames"] >= min_hand_share * candidates["n_frames"]]
     candidates = good if len(good) else (candidates if len(candidates) else summary)
     target = float(summary["n_frames"].median())
     order = candidates.assign(_d=(candidates["n_frames"] - target).abs()).sort_values(["_d", "sequence_id"])
@@ -447,12 +443,9 @@ def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: s
 
 def middle_hand_frame(frames) -> int:
     """Index of the middle frame among those showing the clip's dominant hand (chapter 1's drawing)."""
-    from .landmarks import LEFT_HAND_IDXS0, RIGHT_HAND_IDXS0
+    from .landmarks import dominant_hand
     frames = np.asarray(frames)
-    left = np.isfinite(frames[:, LEFT_HAND_IDXS0])
-    right = np.isfinite(frames[:, RIGHT_HAND_IDXS0])
-    hand = left if left.sum() >= right.sum() else right
-    visible = np.flatnonzero(hand.any(axis=(1, 2)))
+    visible = np.flatnonzero(dominant_hand(frames).visible)
     return int(visible[len(visible) // 2]) if visible.size else len(frames) // 2
 
 

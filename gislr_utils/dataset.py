@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .landmarks import LIPS_IDXS0, N_DIMS, N_ROWS, TYPE_COUNTS, TYPE_ORDER, TYPE_STARTS
+from .landmarks import LIPS_IDXS0, N_DIMS, N_ROWS, TYPE_COUNTS, TYPE_ORDER, dominant_hand
 
 COLUMNS = ("frame", "row_id", "type", "landmark_index", "x", "y", "z")
 TRAIN_CSV_COLUMNS = ("path", "participant_id", "sequence_id", "sign")
@@ -38,10 +38,6 @@ SIGN_MAP_NAME = "sign_to_prediction_index_map.json"
 # Per-row layout of one frame: type name and landmark index of each of the 543 rows.
 ROW_TYPES = np.repeat(np.array(TYPE_ORDER), [TYPE_COUNTS[t] for t in TYPE_ORDER])
 ROW_LANDMARK_INDEX = np.concatenate([np.arange(TYPE_COUNTS[t]) for t in TYPE_ORDER]).astype(np.int16)
-HAND_SLICES = {
-    "left": slice(TYPE_STARTS["left_hand"], TYPE_STARTS["left_hand"] + TYPE_COUNTS["left_hand"]),
-    "right": slice(TYPE_STARTS["right_hand"], TYPE_STARTS["right_hand"] + TYPE_COUNTS["right_hand"]),
-}
 
 
 class GISLRDataError(ValueError):
@@ -334,22 +330,26 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 def hand_counts(frames: np.ndarray) -> dict:
     """Per-clip hand statistics of raw frames ``[n, 543, 3]``: frames in which each hand is
-    missing (all NaN) and non-NaN values per hand; `dominant` is the hand with more non-NaN
-    values, ties to the left hand (the preprocessing rule, chapter 1)."""
+    missing (all NaN), non-NaN values per hand, the `dominant` hand and the number of frames in
+    which it is visible, ``n_hand_frames`` (the rule and the frames of `landmarks.dominant_hand`,
+    which preprocessing keeps; chapters 1 and 2)."""
+    hands = dominant_hand(frames)
     out = {"n_frames": int(frames.shape[0])}
-    for side, sl in HAND_SLICES.items():
-        finite = np.isfinite(frames[:, sl])
-        out[f"{side}_hand_missing"] = float((~finite.any(axis=(1, 2))).mean())
-        out[f"{side}_hand_values"] = int(finite.sum())
-    out["dominant"] = "left" if out["left_hand_values"] >= out["right_hand_values"] else "right"
+    for side, values in (("left", hands.left_values), ("right", hands.right_values)):
+        out[f"{side}_hand_missing"] = float((values == 0).mean()) if len(values) else 0.0
+        out[f"{side}_hand_values"] = int(values.sum())
+    out["dominant"] = "left" if hands.left else "right"
+    out["n_hand_frames"] = int(hands.visible.sum())
     return out
 
 
 def clip_summary(clips: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     """One row per clip of `clips` (from :func:`read_clips`): the clip's columns plus
     ``n_frames``, ``left_hand_missing`` / ``right_hand_missing`` (fraction of frames without
-    that hand), ``no_hand`` (neither hand in any frame) and ``dominant`` ('left'/'right', the
-    preprocessing rule: more non-NaN values, ties to left). Reads each file once (chapter 1)."""
+    that hand), ``dominant`` ('left'/'right', `landmarks.dominant_hand`'s rule: more non-NaN
+    values, ties to left), ``n_hand_frames`` (frames in which the dominant hand is visible: the
+    frames preprocessing keeps) and ``no_hand`` (neither hand in any frame). Reads each file
+    once (chapters 1 and 2)."""
     paths = clips["path"].tolist()
     it = paths
     if progress:

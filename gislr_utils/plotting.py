@@ -25,6 +25,7 @@ from .landmarks import (
     N_COLS,
     N_ROWS,
     TYPE_STARTS,
+    dominant_hand,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -443,10 +444,9 @@ def plot_preprocessing(raw, x, idxs, position=None, input_size: int = INPUT_SIZE
         raise ValueError(f"raw must have shape [n, {N_ROWS}, 3], got {list(raw.shape)}")
     if x.shape[-2] != N_COLS or len(x) != len(idxs):
         raise ValueError(f"x must be [{input_size}, {N_COLS}, 3] and idxs [{input_size}]")
-    left = np.isfinite(raw[:, LEFT_HAND0:LEFT_HAND0 + 21, 0]).any(axis=1)
-    right = np.isfinite(raw[:, RIGHT_HAND0:RIGHT_HAND0 + 21, 0]).any(axis=1)
-    left_dominant = np.isfinite(raw[:, LEFT_HAND0:LEFT_HAND0 + 21]).sum() >= \
-        np.isfinite(raw[:, RIGHT_HAND0:RIGHT_HAND0 + 21]).sum()
+    hands = dominant_hand(raw)
+    left, right = hands.left_values > 0, hands.right_values > 0
+    left_dominant = bool(hands.left)
     wrist_row = LEFT_HAND0 if left_dominant else RIGHT_HAND0
     side = "left" if left_dominant else "right"
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.0))

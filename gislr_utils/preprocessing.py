@@ -74,12 +74,11 @@ from .landmarks import (
     INPUT_SIZE,
     LANDMARK_IDXS_LEFT_DOMINANT0,
     LANDMARK_IDXS_RIGHT_DOMINANT0,
-    LEFT_HAND_IDXS0,
     MIRROR_COLS,
     N_COLS,
     N_DIMS,
     N_ROWS,
-    RIGHT_HAND_IDXS0,
+    dominant_hand,
 )
 
 # Bump when the preprocessing's output changes: it is part of prepare_dataset's cache key.
@@ -120,13 +119,11 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     if frames.dtype != np.float32:
         frames = frames.astype(np.float32)
 
-    # 1. dominant hand: more non-NaN values over the whole clip; ties -> left.
-    left_nn = ~np.isnan(frames[:, LEFT_HAND_IDXS0])
-    right_nn = ~np.isnan(frames[:, RIGHT_HAND_IDXS0])
-    left_dominant = int(left_nn.sum()) >= int(right_nn.sum())
-    hand_nn = left_nn if left_dominant else right_nn
+    # 1. dominant hand (landmarks.dominant_hand: more non-NaN values over the clip; ties -> left)
+    hands = dominant_hand(frames)
+    left_dominant = bool(hands.left)
     # 2. keep frames where the dominant hand has any non-NaN value; indices start at 0.
-    kept = np.flatnonzero(hand_nn.any(axis=(1, 2)))
+    kept = np.flatnonzero(hands.visible)
     n = kept.size
     idxs = kept.astype(np.float32)
     if n:
@@ -251,16 +248,10 @@ class PreprocessLayer(keras.layers.Layer):
     def call(self, data0):
         size = self.input_size
         n_frames0 = tf.shape(data0)[0]
-        # 1. dominant hand
-        left_nn = tf.where(tf.math.is_nan(tf.gather(data0, LEFT_HAND_IDXS0, axis=1)), 0, 1)
-        right_nn = tf.where(tf.math.is_nan(tf.gather(data0, RIGHT_HAND_IDXS0, axis=1)), 0, 1)
-        left_dominant = tf.math.reduce_sum(left_nn) >= tf.math.reduce_sum(right_nn)
-        # 2. frames with the dominant hand
-        if left_dominant:
-            frames_hands_non_nan_sum = tf.math.reduce_sum(left_nn, axis=[1, 2])
-        else:
-            frames_hands_non_nan_sum = tf.math.reduce_sum(right_nn, axis=[1, 2])
-        idxs = tf.squeeze(tf.where(frames_hands_non_nan_sum > 0), axis=1)
+        # 1. dominant hand, 2. the frames in which it is visible (landmarks.dominant_hand)
+        hands = dominant_hand(data0)
+        left_dominant = hands.left
+        idxs = tf.squeeze(tf.where(hands.visible), axis=1)
         data = tf.gather(data0, idxs, axis=0)
         idxs = tf.cast(idxs, tf.float32)
         idxs -= tf.reduce_min(idxs)

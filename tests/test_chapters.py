@@ -155,6 +155,7 @@ def test_pick_example_prefers_tracked_typical_clips():
         "left_hand_missing": [0.0, 0.9, 0.1, 0.0],
         "right_hand_missing": [1.0, 0.0, 1.0, 1.0],
         "dominant": ["left", "right", "left", "left"],
+        "n_hand_frames": [10, 20, 19, 400],
         "no_hand": [False, False, False, False],
     })
     # median length 20.5: clips 2 and 3 are closest; both tracked; tie on distance -> sequence_id

@@ -100,6 +100,8 @@ def test_clip_summary_real_sample():
         assert row.dominant == ("left" if n["left_hand"] >= n["right_hand"] else "right")
         frames_with = df[df["type"] == "left_hand"].x.notna().to_numpy().reshape(-1, 21).any(1)
         assert row.left_hand_missing == pytest.approx(1 - frames_with.mean())
+        hand = df[df["type"] == f"{row.dominant}_hand"].x.notna().to_numpy().reshape(-1, 21)
+        assert row.n_hand_frames == hand.any(1).sum()
     assert s["dominant"].value_counts().to_dict() == {"right": 51, "left": 33}
     t = counts_table(clips, "participant_id")
     assert len(t) == 21 and (t["clips"] == 4).all() and (t["n_signs"] == 2).all()
