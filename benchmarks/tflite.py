@@ -30,7 +30,7 @@ import gislr_utils  # noqa: F401
 from gislr_utils import config, export
 from gislr_utils._tf import keras, tf
 from gislr_utils.dataset import load_frames
-from gislr_utils.model import build_model, set_frame_drop_at_inference
+from gislr_utils.model import build_model, frame_drop_at_inference
 
 
 def clips_for_timing():
@@ -53,14 +53,11 @@ def forward_mflop(model):
             convert_variables_to_constants_v2_as_graph)
     except ImportError:  # pragma: no cover - private API; the column then says n/a
         return float("nan")
-    previous = set_frame_drop_at_inference(model, False)     # as in the exported file
-    try:
+    with frame_drop_at_inference(model, False):              # as in the exported file
         fn = tf.function(lambda frames, idxs: model([frames, idxs], training=False))
         concrete = fn.get_concrete_function(tf.TensorSpec([1, *model.inputs[0].shape[1:]], tf.float32),
                                             tf.TensorSpec([1, *model.inputs[1].shape[1:]], tf.float32))
         _, graph_def = convert_variables_to_constants_v2_as_graph(concrete)
-    finally:
-        set_frame_drop_at_inference(model, previous)
     with tf.Graph().as_default() as graph:
         tf.graph_util.import_graph_def(graph_def, name="")
         opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()

@@ -447,39 +447,3 @@ def middle_hand_frame(frames) -> int:
     frames = np.asarray(frames)
     visible = np.flatnonzero(dominant_hand(frames).visible)
     return int(visible[len(visible) // 2]) if visible.size else len(frames) // 2
-
-
-def attention_weights(model, frames, idxs, block: int = 0, modes=("seed", "keys")) -> dict:
-    """Attention weights ``[heads, T, T]`` (query x key) of one clip in a transformer block (chapter 3).
-
-    Runs the model's own layers up to block `block` (normalisation, embedding, earlier blocks, with
-    the padding mask and no random frame drop), computes that block's queries and keys, and passes
-    the identity matrix as values to `model.scaled_dot_product_attention`: since
-    ``softmax(q k^T / sqrt(d) + mask) @ I`` is the weight matrix itself, the weights come from the
-    very function the model uses. Returns ``{mode: weights}`` for each mask mode in `modes`.
-    """
-    from . import model as _model
-    from ._tf import tf
-    frames = tf.constant(np.asarray(frames, np.float32)[None])
-    idxs = tf.constant(np.asarray(idxs, np.float32)[None])
-    previous = _model.set_frame_drop_at_inference(model, False)
-    try:
-        mask = model.get_layer("frame_mask")(idxs, training=False)
-        lips, hand, pose = model.get_layer("normalisation")(frames)
-        x = model.get_layer("embedding")(lips, hand, pose, idxs)
-        transformer = model.get_layer("transformer")
-        if not 0 <= block < len(transformer.blocks):
-            raise ParameterError(f"block={block} is not valid; the model has {len(transformer.blocks)} blocks")
-        for earlier in transformer.blocks[:block]:
-            x = earlier(x, mask, training=False)
-        mha = transformer.blocks[block].mha
-        if isinstance(mha.wq, list):                                   # the seed's per-head Dense layers
-            q = tf.stack([w(x) for w in mha.wq], axis=1)
-            k = tf.stack([w(x) for w in mha.wk], axis=1)
-        else:
-            q, k = mha._split_heads(mha.wq(x)), mha._split_heads(mha.wk(x))
-        T = int(x.shape[1])
-        eye = tf.broadcast_to(tf.eye(T), [1, mha.num_heads, T, T])
-        return {mode: _model.scaled_dot_product_attention(q, k, eye, mask, mode).numpy()[0] for mode in modes}
-    finally:
-        _model.set_frame_drop_at_inference(model, previous)

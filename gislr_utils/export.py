@@ -21,6 +21,7 @@ Two traps, both measured on TF 2.21 / Keras 3:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -30,7 +31,7 @@ import numpy as np
 
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
-from .model import FrameMask, set_frame_drop_at_inference
+from .model import FrameMask, frame_drop_at_inference
 from .preprocessing import PreprocessLayer
 
 SIGNATURE = "serving_default"
@@ -73,8 +74,8 @@ def export_tflite(model: keras.Model, path, fp16: bool = False) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     serving = ServingModel(model)
-    previous = set_frame_drop_at_inference(model, False) if _has_frame_mask(model) else None
-    try:
+    with (frame_drop_at_inference(model, False) if _has_frame_mask(model)
+          else contextlib.nullcontext()):
         with tempfile.TemporaryDirectory() as tmp:
             archive = keras.export.ExportArchive()
             archive.track(serving)
@@ -91,9 +92,6 @@ def export_tflite(model: keras.Model, path, fp16: bool = False) -> Path:
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
                 converter.target_spec.supported_types = [tf.float16]
             flatbuffer = converter.convert()
-    finally:
-        if previous is not None:
-            set_frame_drop_at_inference(model, previous)
     path.write_bytes(flatbuffer)
     return path
 

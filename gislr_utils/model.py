@@ -33,6 +33,8 @@ model; :func:`scaled_dot_product_attention` writes the Keras 2 arithmetic out in
 """
 from __future__ import annotations
 
+import contextlib
+
 
 import numpy as np
 
@@ -515,6 +517,62 @@ def set_frame_drop_at_inference(model: keras.Model, enabled: bool) -> bool:
     model.predict_function = None     # predict() and evaluate() run in inference mode
     model.test_function = None
     return previous
+
+
+@contextlib.contextmanager
+def frame_drop_at_inference(model: keras.Model, enabled: bool):
+    """``with frame_drop_at_inference(model, False): ...`` runs the block with the seed's
+    inference-time random frame drop of `model` switched to `enabled`, and restores the
+    previous setting on the way out, after an error too (chapters 5 and 6). Raises
+    `ValueError` for a model without a FrameMask layer, as :func:`set_frame_drop_at_inference`.
+    """
+    previous = set_frame_drop_at_inference(model, enabled)
+    try:
+        yield model
+    finally:
+        set_frame_drop_at_inference(model, previous)
+
+
+def landmark_group_weights(model: keras.Model) -> dict[str, float]:
+    """The embedding's mixing weights of the three landmark groups, as the model applies them:
+    ``softmax(landmark_weights)`` of the ``embedding`` layer -> ``{"lips": w, "hand": w,
+    "pose": w}``, summing to 1 (1/3 each before training; chapter 5 plots them)."""
+    weights = tf.nn.softmax(model.get_layer("embedding").landmark_weights).numpy()
+    return dict(zip(("lips", "hand", "pose"), (float(w) for w in weights)))
+
+
+def attention_weights(model: keras.Model, frames, idxs, block: int = 0,
+                      modes=("seed", "keys")) -> dict[str, np.ndarray]:
+    """Attention weights ``[heads, T, T]`` (query x key) of one clip in a transformer block (chapter 3).
+
+    `frames` ``[T, 66, 3]`` and `idxs` ``[T]`` are one preprocessed clip. Runs the model's own
+    layers up to block `block` (normalisation, embedding, earlier blocks, with the padding mask
+    and no random frame drop), computes that block's queries and keys, and passes the identity
+    matrix as values to :func:`scaled_dot_product_attention`: since
+    ``softmax(q k^T / sqrt(d) + mask) @ I`` is the weight matrix itself, the weights come from the
+    very function the model uses. Returns ``{mode: weights}`` for each mask mode in `modes`.
+    Raises `ValueError` for a block the model does not have.
+    """
+    transformer = model.get_layer("transformer")
+    if not 0 <= block < len(transformer.blocks):
+        raise ValueError(f"block={block} is not valid; the model has {len(transformer.blocks)} blocks")
+    frames = tf.constant(np.asarray(frames, np.float32)[None])
+    idxs = tf.constant(np.asarray(idxs, np.float32)[None])
+    with frame_drop_at_inference(model, False):
+        mask = model.get_layer("frame_mask")(idxs, training=False)
+        lips, hand, pose = model.get_layer("normalisation")(frames)
+        x = model.get_layer("embedding")(lips, hand, pose, idxs)
+        for earlier in transformer.blocks[:block]:
+            x = earlier(x, mask, training=False)
+    mha = transformer.blocks[block].mha
+    if isinstance(mha.wq, list):                                   # the seed's per-head Dense layers
+        q = tf.stack([w(x) for w in mha.wq], axis=1)
+        k = tf.stack([w(x) for w in mha.wk], axis=1)
+    else:
+        q, k = mha._split_heads(mha.wq(x)), mha._split_heads(mha.wk(x))
+    T = int(x.shape[1])
+    eye = tf.broadcast_to(tf.eye(T), [1, mha.num_heads, T, T])
+    return {mode: scaled_dot_product_attention(q, k, eye, mask, mode).numpy()[0] for mode in modes}
 
 
 def load_model(path) -> keras.Model:

@@ -545,7 +545,7 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
     ``<artifacts_dir>/masking/masking_comparison.csv``.
     """
     from . import evaluation
-    from .model import set_frame_drop_at_inference
+    from .model import frame_drop_at_inference
 
     if np.unique(np.asarray(prepared.participant_id)).size < 2:
         raise ValueError("compare_masking needs held-out participants: the data set has a single participant")
@@ -567,15 +567,12 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
                         reuse=True, attention_mask=mode, **overrides)
         X, idxs, y = prepared.X[res.val_idx], prepared.idxs[res.val_idx], np.asarray(prepared.y)[res.val_idx]
         for drop in ([True, False] if mode == "seed" else [False]):
-            if mode == "seed":
-                set_frame_drop_at_inference(res.model, drop)
-            m = evaluation.summary_metrics(y, evaluation.predict(res.model, X, idxs, seed=seed))
+            with frame_drop_at_inference(res.model, drop):
+                m = evaluation.summary_metrics(y, evaluation.predict(res.model, X, idxs, seed=seed))
             rows.append({"attention_mask": mode, "frame_drop_at_inference": drop,
                          **{k: m[k] for k in ("accuracy", "top5", "top10", "macro_f1", "n_val")},
                          "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,
                          "epochs": int(res.config["epochs"])})
-        if mode == "seed":
-            set_frame_drop_at_inference(res.model, True)
     table = pd.DataFrame(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "masking_comparison.csv", index=False)

@@ -7,7 +7,7 @@ import pytest
 import gislr_utils  # noqa: F401  (environment before TensorFlow)
 from gislr_utils._tf import keras
 from gislr_utils import config, export
-from gislr_utils.model import build_model, set_frame_drop_at_inference
+from gislr_utils.model import build_model, frame_drop_at_inference
 from gislr_utils.preprocessing import preprocess
 
 TINY = dict(units=32, lips_units=16, hands_units=16, pose_units=16, num_heads=4, num_blocks=1)
@@ -91,11 +91,8 @@ def test_export_restores_the_models_frame_drop_setting(exported):
 def test_tflite_agrees_with_keras_on_synthetic_clips(exported):
     model, path, path16 = exported
     clips = synthetic_clips()
-    set_frame_drop_at_inference(model, False)
-    try:
+    with frame_drop_at_inference(model, False):
         ref = keras_predict(model, clips)
-    finally:
-        set_frame_drop_at_inference(model, True)
     got = export.tflite_predict(path, clips)
     assert got.shape == (3, 250) and np.all(np.isfinite(got))
     np.testing.assert_allclose(got, ref, atol=1e-5)
@@ -112,11 +109,8 @@ def test_tflite_agrees_with_keras_on_synthetic_clips(exported):
 def test_tflite_agrees_with_keras_on_real_clips(exported):
     model, path, _ = exported
     clips = real_clips()
-    set_frame_drop_at_inference(model, False)
-    try:
+    with frame_drop_at_inference(model, False):
         ref = keras_predict(model, clips)
-    finally:
-        set_frame_drop_at_inference(model, True)
     got = export.tflite_predict(path, clips)
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-5)

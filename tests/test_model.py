@@ -332,3 +332,63 @@ def test_model_trains():
     assert h.history["loss"][-1] < h.history["loss"][0]
     changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, m.trainable_weights)]
     assert all(changed)
+
+
+# ------------------------------------------------------------------ internals for the chapters
+def test_frame_drop_context_switches_and_restores_even_after_an_error():
+    m = tiny(attention_mask="seed")
+    layer = m.get_layer("frame_mask")
+    x, idx = make_batch(lengths=(64, 40))
+    with gm.frame_drop_at_inference(m, False):
+        assert layer.frame_drop_at_inference is False
+        a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
+        np.testing.assert_array_equal(a, b)
+    assert layer.frame_drop_at_inference is True
+    with pytest.raises(RuntimeError, match="inside"):
+        with gm.frame_drop_at_inference(m, False):
+            raise RuntimeError("inside")
+    assert layer.frame_drop_at_inference is True
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="no FrameMask"):
+        with gm.frame_drop_at_inference(plain, False):
+            pass
+
+
+def test_landmark_group_weights_are_the_softmax_of_the_layer_weights():
+    m = tiny()
+    assert gm.landmark_group_weights(m) == pytest.approx({"lips": 1 / 3, "hand": 1 / 3, "pose": 1 / 3})
+    m.get_layer("embedding").landmark_weights.assign(np.log([1.0, 2.0, 3.0]).astype("float32"))
+    assert gm.landmark_group_weights(m) == pytest.approx({"lips": 1 / 6, "hand": 2 / 6, "pose": 3 / 6})
+
+
+@pytest.mark.parametrize("impl", ["matmul", "per_head"])
+def test_attention_weights_match_a_numpy_recomputation(impl):
+    keras.utils.set_random_seed(0)
+    m = tiny(attention_mask="seed", attention_impl=impl, num_blocks=2)
+    x, idx = make_batch(lengths=(64, 40))
+    n = 40
+    got = gm.attention_weights(m, x[1], idx[1])
+    # Independent: the block's input from the functional graph, q and k from the Dense kernels.
+    emb = keras.Model(m.inputs, m.get_layer("embedding").output)([x[1:2], idx[1:2]]).numpy()[0]
+    mha = m.get_layer("transformer").blocks[0].mha
+    heads, depth = mha.num_heads, mha.depth
+
+    def project(dense):
+        if isinstance(dense, list):
+            return np.stack([emb @ d.kernel.numpy() + d.bias.numpy() for d in dense])
+        out = emb @ dense.kernel.numpy() + dense.bias.numpy()
+        return out.reshape(64, heads, depth).transpose(1, 0, 2)
+
+    scores = project(mha.wq) @ project(mha.wk).transpose(0, 2, 1) / np.sqrt(depth)
+    valid = np.arange(64) < n
+    keys = np_softmax(np.where(valid[None, None, :], scores, -1e9))
+    seed = np_softmax(scores)
+    seed[:, ~valid, :] = 1 / 64                      # masked query rows: -1e9 everywhere, uniform
+    assert got["keys"].shape == got["seed"].shape == (heads, 64, 64)
+    np.testing.assert_allclose(got["keys"], keys, atol=1e-5)
+    np.testing.assert_allclose(got["seed"], seed, atol=1e-5)
+    assert m.get_layer("frame_mask").frame_drop_at_inference is True   # restored
+    second = gm.attention_weights(m, x[1], idx[1], block=1, modes=("keys",))
+    assert set(second) == {"keys"} and np.allclose(second["keys"].sum(-1), 1, atol=1e-5)
+    with pytest.raises(ValueError, match="block=2"):
+        gm.attention_weights(m, x[1], idx[1], block=2)
