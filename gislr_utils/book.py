@@ -37,15 +37,6 @@ from .config import show_path
 # Chapters import `book` before the other modules.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-CHAPTERS = {
-    1: "chapters/01_data_exploration.ipynb",
-    2: "chapters/02_landmark_statistics.ipynb",
-    3: "chapters/03_attention_and_embedding.ipynb",
-    4: "chapters/04_training.ipynb",
-    5: "chapters/05_evaluation.ipynb",
-    6: "chapters/06_export_and_inference.ipynb",
-}
-
 
 class ParameterError(ValueError):
     """A chapter parameter has a bad value; the message names the parameter and what is allowed."""
@@ -309,7 +300,7 @@ def train(ctx: Context, epochs=None, verbose: int = 1, **overrides):
     """Train this run's model (chapter 4): `training.train` into the run folder; returns its TrainResult.
 
     ``epochs`` (None: ``ctx.epochs``, else the preset's) and ``overrides`` (preset settings) are
-    passed on. Uses the statistics of :func:`get_stats`, so chapter 2's numbers are the model's.
+    passed on. Uses the statistics of :func:`get_stats`, so the numbers the book shows are the model's.
     """
     from . import training
     epochs = check_int("epochs", epochs if epochs is not None else ctx.epochs, minimum=1, allow_none=True)
@@ -339,7 +330,7 @@ def _saved_run_matches(ctx: Context) -> bool:
 
 
 def get_trained(ctx: Context, verbose: int = 1):
-    """The model chapter 4 trained for this data set, preset and seed; trained now if missing.
+    """The trained model of this data set, preset and seed (chapters 5 and 6); trained now if missing.
 
     Loads ``<run folder>/model.keras`` and its history, statistics and split
     (`training.load_trained`) when they were made from the same data; otherwise trains the preset
@@ -410,16 +401,6 @@ def write_metrics(ctx: Context, ev, result=None) -> Path:
 # ----------------------------------------------------------------------------------------------
 # Small helpers the chapters share
 # ----------------------------------------------------------------------------------------------
-def papermill_command(chapter: int, out: str | None = None, **params) -> str:
-    """The shell command that reruns `chapter` with papermill and these parameters (for the pages)."""
-    if chapter not in CHAPTERS:
-        raise ParameterError(f"chapter={chapter!r} is not valid; choose one of {sorted(CHAPTERS)}")
-    nb = CHAPTERS[chapter]
-    out = out or f"out/{Path(nb).stem}.ipynb"
-    args = " ".join(f"-p {k} {v}" for k, v in params.items())
-    return f"papermill {nb} {out} {args}".rstrip()
-
-
 def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: str | None = None):
     """A typical clip to draw (chapters 1 and 2): its dominant hand visible in at least
     `min_hand_share` of its frames, its length closest to the median; ties by sequence_id.

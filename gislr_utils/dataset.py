@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .landmarks import LIPS_IDXS0, N_DIMS, N_ROWS, TYPE_COUNTS, TYPE_ORDER, dominant_hand
+from .landmarks import N_DIMS, N_ROWS, TYPE_COUNTS, TYPE_ORDER, dominant_hand
 
 COLUMNS = ("frame", "row_id", "type", "landmark_index", "x", "y", "z")
 TRAIN_CSV_COLUMNS = ("path", "participant_id", "sequence_id", "sign")
@@ -360,46 +360,3 @@ def clip_summary(clips: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     stats["no_hand"] = (stats["left_hand_values"] == 0) & (stats["right_hand_values"] == 0)
     stats = stats.drop(columns=["left_hand_values", "right_hand_values"])
     return pd.concat([clips, stats], axis=1)
-
-
-def counts_table(clips: pd.DataFrame, by: str = "sign") -> pd.DataFrame:
-    """Clips per `by` ('sign' or 'participant_id') with the number of distinct values of the
-    other column, sorted by count then name (chapter 1's bar charts)."""
-    other = {"sign": "participant_id", "participant_id": "sign"}
-    if by not in other:
-        raise ValueError(f"by={by!r} is not valid; choose one of {sorted(other)}")
-    g = clips.groupby(by)
-    out = pd.DataFrame({"clips": g.size(), f"n_{other[by]}s": g[other[by]].nunique()})
-    return out.reset_index().sort_values(["clips", by], ascending=[False, True], ignore_index=True)
-
-
-LANDMARK_GROUPS = {
-    "face": np.arange(0, 468),
-    "lips": LIPS_IDXS0,
-    "left_hand": np.arange(468, 489),
-    "pose": np.arange(489, 522),
-    "right_hand": np.arange(522, 543),
-}
-
-
-def landmark_stats(clips: pd.DataFrame, max_clips: int | None = None) -> pd.DataFrame:
-    """Mean, std, 5% and 95% quantiles of x, y, z per landmark group (face, lips, left_hand, pose,
-    right_hand) over all frames of `clips` (NaN ignored), with the fraction of missing values.
-    Chapter 1 compares the synthetic set with the real sample with it."""
-    groups = LANDMARK_GROUPS
-    paths = clips["path"].tolist()[:max_clips]
-    if not paths:
-        raise ValueError("landmark_stats needs at least one clip")
-    data = np.concatenate([load_frames(p) for p in paths]).astype(np.float64)
-    rows = []
-    for name, idx in groups.items():
-        v = data[:, idx].reshape(-1, N_DIMS)
-        missing = float(np.isnan(v[:, 0]).mean())
-        for d, dim in enumerate(("x", "y", "z")):
-            col = v[:, d]
-            col = col[~np.isnan(col)]
-            q = np.quantile(col, [0.05, 0.95]) if col.size else (np.nan, np.nan)
-            rows.append({"group": name, "dim": dim, "mean": col.mean() if col.size else np.nan,
-                         "std": col.std() if col.size else np.nan, "q05": q[0], "q95": q[1],
-                         "missing": missing})
-    return pd.DataFrame(rows)

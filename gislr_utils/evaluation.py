@@ -21,7 +21,7 @@ REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_v
 def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> np.ndarray:
     """Class probabilities ``[n, num_classes]`` float32 for clips ``X [n,64,66,3]``, ``idxs [n,64]``.
 
-    Only a model with randomness at inference (the `seed` preset's frame drop, chapter 3) cares
+    Only a model with randomness at inference (the `seed` preset's frame drop, `model.FrameMask`) cares
     about ``seed``: with an integer its random layers are re-seeded first (`reseed_random_layers`),
     so one model and one seed give the same probabilities whether the model was just trained or
     loaded from disk; ``None`` continues their random stream (each call draws anew).

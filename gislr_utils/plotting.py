@@ -221,7 +221,7 @@ def plot_skeleton(frame, ax=None, title: str | None = None, limits=None, legend:
     """Draw one raw frame [543, 3]: face mesh points and oval, lips, pose bones and both hands.
 
     Missing landmarks (NaN) are simply not drawn, so a hand that MediaPipe lost disappears.
-    Chapter 1 draws one frame with it; chapter 2 draws the selected landmarks on top.
+    Chapter 1 draws one frame with it.
     """
     frame = _check_frame(frame)
     fig, ax = _fig_ax(ax, (3.6, 3.6))
@@ -656,7 +656,7 @@ def plot_position_index(idxs, position, input_size: int = INPUT_SIZE, ax=None) -
 
 
 def plot_landmark_weights(weights, names=("lips", "hand", "pose"), ax=None) -> Figure:
-    """Softmax weights of the three landmark groups (chapter 3); they start equal (1/3 each)."""
+    """Softmax weights of the three landmark groups (chapter 5); they start equal (1/3 each)."""
     weights = np.asarray(weights, dtype=np.float64).ravel()
     if weights.size != len(names):
         raise ValueError(f"expected {len(names)} weights, got {weights.size}")

@@ -1,7 +1,7 @@
 """Raw GISLR frames -> the model's input: 64 frames of 66 landmarks, exactly as the original.
 
-Chapter 1 (data exploration) explains the steps and their quirks on real clips; chapter 2
-(landmark statistics) uses the prepared arrays. The specification is `PreprocessLayer` of
+Chapter 2 (landmark statistics) explains the steps and their quirks on one clip and uses the
+prepared arrays. The specification is `PreprocessLayer` of
 M. Wijkhuizen's notebook "GISLR TF Data Processing & Transformer Training", reproduced twice:
 
 * `preprocess` / `preprocess_files` / `prepare_dataset`: a fast NumPy path for whole data sets,
@@ -100,7 +100,7 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     """One clip -> `(x [64, 66, 3] float32, non_empty_frame_idxs [64] float32)`.
 
     A NumPy reproduction of the original `PreprocessLayer` (steps and quirks in the module
-    docstring; chapter 1 explains them). `frames` is a raw `[n0, 543, 3]` array, NaN where a
+    docstring; chapter 2 explains them). `frames` is a raw `[n0, 543, 3]` array, NaN where a
     landmark is missing (as `dataset.load_frames` returns it). `input_size` is the number of
     output frames (64 in the original; other values are for experiments and tests).
 
@@ -330,7 +330,7 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
     (None: `os.cpu_count()`): pyarrow decodes parquet without holding the GIL, which is most of
     the time spent, and threads need no process start-up nor copies of the results
     (`benchmarks/preprocess.py` compares this with the original one-file-at-a-time path).
-    `progress` shows a tqdm bar. A bad file raises an error naming it. Chapter 1 calls it.
+    `progress` shows a tqdm bar. A bad file raises an error naming it. `prepare_dataset` calls it.
     """
     paths = [str(p) for p in paths]
     size = _check_input_size(input_size)
@@ -371,7 +371,7 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
 
 @dataclass
 class PreparedData:
-    """A preprocessed data set (see `prepare_dataset`); chapters 1-5 use it.
+    """A preprocessed data set (see `prepare_dataset`); chapters 2-5 use it.
 
     `X [n, 64, 66, 3]`, `idxs [n, 64]` (non_empty_frame_idxs), `y [n]` int32 labels,
     `participant_id` and `sequence_id [n]`, `clips` (the kept clips' rows of `read_clips`, in
@@ -450,7 +450,7 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
     the size and modification time of every listed file, `input_size` and
     `PREPROCESSING_VERSION`: editing, replacing or touching any input prepares the set anew.
     `artifacts_dir=None` means `config.DEFAULT_ARTIFACTS_DIR`. `mmap=True` opens cached arrays as
-    read-only memory maps (the full competition set is about 4.8 GB). Chapters 1-5 call it.
+    read-only memory maps (the full competition set is about 4.8 GB). Chapters 2-5 use it.
     """
     from .config import DEFAULT_ARTIFACTS_DIR
 

@@ -90,7 +90,7 @@ def _mean_hand(d: np.ndarray) -> np.ndarray:
 
 
 def derive_template(real_dir=None) -> dict:
-    """Derive the synthetic generator's template from a real GISLR sample (chapter 1).
+    """Derive the synthetic generator's template from a real GISLR sample (`write_template`).
 
     Returns mean shapes, not data: the face (468 points, centred on its centroid, in units of its
     RMS radius, rolls aligned by 2-D Procrustes), the pose in body units (origin between the
@@ -334,16 +334,6 @@ def sign_catalogue(n_signs: int | None = None, seed: int = 0) -> list[SignSpec]:
                 roll=tuple(np.round(rng.uniform(-90, 90, 2), 0)), yaw=(float(rng.choice([0, 60, 150])),) * 2,
                 two_hands=bool(rng.random() < 0.2), frames=int(rng.integers(11, 19))))
     return specs
-
-
-def catalogue_table(n_signs: int | None = None) -> pd.DataFrame:
-    """The signs of the default synthetic set as a table (chapter 1)."""
-    rows = []
-    for s in sign_catalogue(n_signs):
-        d = asdict(s)
-        d["label"] = config.SIGN_TO_INDEX[s.name]
-        rows.append(d)
-    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -166,13 +166,6 @@ def test_pick_example_prefers_tracked_typical_clips():
     assert book.middle_hand_frame(frames) == 2
 
 
-def test_papermill_command():
-    cmd = book.papermill_command(4, preset="seed", data_dir="/data/asl-signs")
-    assert cmd == "papermill chapters/04_training.ipynb out/04_training.ipynb -p preset seed -p data_dir /data/asl-signs"
-    with pytest.raises(book.ParameterError):
-        book.papermill_command(7)
-
-
 # --------------------------------------------------------------------------------------------------
 # Chapters executed with papermill
 # --------------------------------------------------------------------------------------------------

@@ -7,12 +7,54 @@ import pyarrow.parquet as pq
 import pytest
 
 from gislr_utils import config, synthetic
-from gislr_utils.dataset import (SCHEMA, clip_summary, landmark_stats, load_frames, read_clips,
+from gislr_utils.landmarks import LIPS_IDXS0, N_DIMS
+from gislr_utils.dataset import (SCHEMA, clip_summary, load_frames, read_clips,
                                  validate_file)
 
 REAL = config.REAL_SAMPLE_DIR
 needs_real = pytest.mark.skipif(not (REAL / "train.csv").exists(),
                                 reason=f"real GISLR sample not found at {REAL}")
+
+
+# The synthetic set's realism check: summary statistics per landmark group (NaN ignored).
+LANDMARK_GROUPS = {
+    "face": np.arange(0, 468),
+    "lips": LIPS_IDXS0,
+    "left_hand": np.arange(468, 489),
+    "pose": np.arange(489, 522),
+    "right_hand": np.arange(522, 543),
+}
+
+
+def landmark_stats(clips: pd.DataFrame, max_clips: int | None = None) -> pd.DataFrame:
+    """Mean, std, 5% and 95% quantiles of x, y, z per landmark group (face, lips, left_hand, pose,
+    right_hand) over all frames of `clips` (NaN ignored), with the fraction of missing values."""
+    groups = LANDMARK_GROUPS
+    paths = clips["path"].tolist()[:max_clips]
+    if not paths:
+        raise ValueError("landmark_stats needs at least one clip")
+    data = np.concatenate([load_frames(p) for p in paths]).astype(np.float64)
+    rows = []
+    for name, idx in groups.items():
+        v = data[:, idx].reshape(-1, N_DIMS)
+        missing = float(np.isnan(v[:, 0]).mean())
+        for d, dim in enumerate(("x", "y", "z")):
+            col = v[:, d]
+            col = col[~np.isnan(col)]
+            q = np.quantile(col, [0.05, 0.95]) if col.size else (np.nan, np.nan)
+            rows.append({"group": name, "dim": dim, "mean": col.mean() if col.size else np.nan,
+                         "std": col.std() if col.size else np.nan, "q05": q[0], "q95": q[1],
+                         "missing": missing})
+    return pd.DataFrame(rows)
+
+
+@needs_real
+def test_landmark_stats_helper_on_the_real_sample():
+    clips = read_clips(REAL)
+    stats = landmark_stats(clips, max_clips=5).set_index(["group", "dim"])
+    sub = np.concatenate([load_frames(p) for p in clips["path"].iloc[:5]]).astype(np.float64)
+    assert stats.loc[("face", "x"), "mean"] == pytest.approx(sub[:, :468, 0].mean())
+    assert stats.loc[("face", "x"), "missing"] == 0
 SMALL = dict(n_signs=8, n_participants=10, clips_per_sign=1)       # 80 clips, about a second
 
 
@@ -152,8 +194,7 @@ def test_sign_catalogue():
     assert every == synthetic.sign_catalogue(250)             # deterministic
     with pytest.raises(ValueError, match="n_signs=251"):
         synthetic.sign_catalogue(251)
-    table = synthetic.catalogue_table()
-    assert table.loc[table["name"] == "hello", "label"].item() == 113
+    assert config.SIGN_TO_INDEX[specs[0].name] == 113
 
 
 def test_hand_shapes_bend_fingers():

@@ -1,0 +1,185 @@
+"""Static checks of the chapters' code, without a kernel.
+
+* Code in the notebooks fits the rendered page: at most 80 characters a line.
+* A function or class of `gislr_utils` whose docstring names "chapter N" is used in chapter N:
+  called in one of its code cells, directly or through other `gislr_utils` functions that the
+  chapter calls (a stale reference, or code that nothing but tests uses, fails).
+* Every exercise solution with code runs in the build: its code is in code cells between the
+  gated ``solution-start`` / ``solution-end`` directives, not in a markdown code block.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "chapters").glob("0*.ipynb"))
+PACKAGE = REPO / "gislr_utils"
+MAX_LINE = 80
+
+
+def cells(path: Path, kind: str) -> list[str]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == kind]
+
+
+def chapter_number(path: Path) -> int:
+    return int(path.name[:2])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_lines_fit_the_page(path):
+    long = [f"{len(line)} characters: {line.strip()[:60]}..."
+            for source in cells(path, "code") for line in source.splitlines() if len(line) > MAX_LINE]
+    assert not long, f"{path.name}: {len(long)} code line(s) longer than {MAX_LINE}:\n" + "\n".join(long)
+
+
+# --------------------------------------------------------------------------------------------------
+# "chapter N" in docstrings
+# --------------------------------------------------------------------------------------------------
+_CHAPTER_REF = re.compile(r"\b[Cc]hapters?\s+(\d(?:\s*(?:-|–|,|and|or)\s*\d)*)")
+
+
+def chapters_named(doc: str) -> set[int]:
+    """{1, 2, 3} for "chapters 1-3", {1, 2} for "chapters 1 and 2", {4} for "Chapter 4"."""
+    out: set[int] = set()
+    for m in _CHAPTER_REF.finditer(doc):
+        nums = [int(x) for x in re.findall(r"\d", m.group(1))]
+        if re.search(r"\d\s*[-–]\s*\d", m.group(1)):
+            out |= set(range(nums[0], nums[-1] + 1))
+        else:
+            out |= set(nums)
+    return out
+
+
+def test_chapters_named_reads_ranges_and_lists():
+    assert chapters_named("used by chapters 1-3 and chapter 5 (Chapter 6 too)") == {1, 2, 3, 5, 6}
+    assert chapters_named("chapters 1 and 2; chapter 4's model") == {1, 2, 4}
+    assert chapters_named("no chapter here, 3 chapters") == set()
+
+
+def _imports(tree: ast.AST, own_module: str | None) -> dict[str, tuple[str, str | None]]:
+    """Local name -> (gislr_utils module, object or None for the module itself), from every
+    import in `tree` (inside functions too)."""
+    table: dict[str, tuple[str, str | None]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:                                   # from . import x / from .x import y
+                pkg = "gislr_utils" + ("." + base if base else "")
+            else:
+                pkg = base
+            for alias in node.names:
+                local = alias.asname or alias.name
+                if pkg == "gislr_utils":
+                    table[local] = (alias.name, None)
+                elif pkg.startswith("gislr_utils."):
+                    table[local] = (pkg.split(".")[1], alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "gislr_utils" and len(parts) == 2 and alias.asname:
+                    table[alias.asname] = (parts[1], None)
+    return table
+
+
+def _references(tree: ast.AST, module: str | None, defs) -> set[tuple[str, str]]:
+    """(module, name) of every `gislr_utils` definition that `tree` refers to."""
+    table = _imports(tree, module)
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            if node.id in table and table[node.id][1]:
+                out.add(table[node.id])
+            elif module and (module, node.id) in defs:
+                out.add((module, node.id))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            target = table.get(node.value.id)
+            if target and target[1] is None:
+                out.add((target[0], node.attr))
+            elif node.value.id == "gislr_utils":
+                pass
+    return {ref for ref in out if ref in defs}
+
+
+def _package():
+    """{(module, name): (docstring, references)} for every top-level function and class."""
+    trees = {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.glob("*.py"))}
+    defs = {(mod, node.name): node for mod, tree in trees.items() for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    graph = {}
+    for (mod, name), node in defs.items():
+        holder = ast.Module(body=[*[n for n in trees[mod].body if isinstance(n, (ast.Import, ast.ImportFrom))],
+                                  node], type_ignores=[])
+        graph[(mod, name)] = (ast.get_docstring(node) or "", _references(holder, mod, defs))
+    return graph
+
+
+def _reached(start: set, graph) -> set:
+    seen, todo = set(), list(start)
+    while todo:
+        ref = todo.pop()
+        if ref not in seen:
+            seen.add(ref)
+            todo.extend(graph[ref][1] - seen)
+    return seen
+
+
+def _chapter_tree(path: Path) -> ast.Module:
+    return ast.parse("\n".join(cells(path, "code")))
+
+
+def test_every_chapter_named_in_a_docstring_uses_that_function():
+    graph = _package()
+    reached = {chapter_number(p): _reached(_references(_chapter_tree(p), None, graph), graph)
+               for p in NOTEBOOKS}
+    assert reached[1] and reached[6]                                 # the analysis sees calls
+    stale = [f"{mod}.{name}: docstring names chapter {n}, which does not use it"
+             for (mod, name), (doc, _) in sorted(graph.items()) if not name.startswith("_")
+             for n in sorted(chapters_named(doc)) if (mod, name) not in reached.get(n, ())]
+    assert not stale, "\n".join(stale)
+
+
+def test_reference_analysis_follows_imports_and_calls():
+    graph = _package()
+    tree = ast.parse("from gislr_utils import book\nfrom gislr_utils.model import build_model\n"
+                     "ctx = book.setup(None, None, 'classroom', 0)\nbuild_model()")
+    refs = _references(tree, None, graph)
+    assert refs == {("book", "setup"), ("model", "build_model")}
+    # book.get_prepared -> preprocessing.prepare_dataset -> preprocessing.preprocess_files
+    assert ("preprocessing", "preprocess_files") in _reached({("book", "get_prepared")}, graph)
+    assert ("model", "build_model") not in _reached({("dataset", "load_frames")}, graph)
+
+
+# --------------------------------------------------------------------------------------------------
+# Exercise solutions
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solution_code_is_in_code_cells_that_run(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    inside, n_code, opened = None, 0, []
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            for block in re.findall(r":::\{solution\}.*?\n:::(?:\n|$)", source + "\n", re.S):
+                assert "```" not in block, \
+                    f"{path.name}: code in a solution's markdown never runs: {block[:80]!r}"
+            for m in re.finditer(r"\{solution-(start|end)\}\s*(\S*)", source):
+                if m.group(1) == "start":
+                    assert inside is None, f"{path.name}: solution {inside} is not closed"
+                    inside, n_code = m.group(2), 0
+                    opened.append(inside)
+                else:
+                    assert inside is not None, f"{path.name}: solution-end without solution-start"
+                    assert n_code, f"{path.name}: gated solution {inside} holds no code cell"
+                    inside = None
+        elif inside is not None:
+            n_code += 1
+            assert source.strip() and "skip" not in cell.get("metadata", {}).get("tags", [])
+    assert inside is None, f"{path.name}: solution {inside} is not closed"
+    labels = re.findall(r"\{exercise\}\s*\n:label:\s*(\S+)", "\n".join(cells(path, "markdown")))
+    assert set(opened) <= set(labels), f"{path.name}: gated solutions of unknown exercises"
