@@ -21,7 +21,6 @@ from .landmarks import (
     INPUT_SIZE,
     LANDMARK_IDXS_LEFT_DOMINANT0,
     LANDMARK_IDXS_RIGHT_DOMINANT0,
-    LIPS_IDXS0,
     N_COLS,
     N_ROWS,
     TYPE_STARTS,

@@ -28,7 +28,7 @@ import os
 import shutil
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from statistics import NormalDist
 from types import SimpleNamespace
 from importlib import resources

@@ -374,7 +374,8 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
         loaded = _load_if_matching(artifacts_dir, key)
         if loaded is not None:
             if verbose:
-                print(f"reusing the trained model in {show_path(paths['model'])} (same settings, seed, data and statistics)")
+                print(f"reusing the trained model in {show_path(paths['model'])} "
+                      "(same settings, seed, data and statistics)")
             return loaded
 
     artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -559,7 +560,8 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
         res = _load_if_matching(artifacts_dir, run_key(prepared, preset, cfg, options, seed, stats))
         if res is not None:
             if verbose:
-                print(f"attention_mask={mode!r}: the trained model in {show_path(artifacts_dir)} has these settings; using it")
+                print(f"attention_mask={mode!r}: the trained model in {show_path(artifacts_dir)} "
+                      "has these settings; using it")
         else:
             if verbose:
                 print(f"--- attention_mask={mode!r}")

@@ -61,7 +61,7 @@ def test_classification_report_present_signs_only():
     assert list(rep.index) == [INDEX_TO_SIGN[3], INDEX_TO_SIGN[9], INDEX_TO_SIGN[249]]
     assert list(rep["label"]) == [3, 9, 249]
     assert list(rep["support"]) == [3, 2, 1]
-    for sign, row in rep.iterrows():
+    for _sign, row in rep.iterrows():
         f1, prec, rec = _f1_by_hand(y, yp, row["label"])
         assert row["precision"] == pytest.approx(prec)
         assert row["recall"] == pytest.approx(rec)

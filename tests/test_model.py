@@ -58,7 +58,8 @@ def test_seed_parameter_count_matches_report_layer_for_layer(seed_model):
 def test_seed_parameter_count_from_architecture_arithmetic(seed_model):
     c = parameter_counts(seed_model)
     u, e, T = 512, 384, 64
-    group = lambda n: n * 2 * e + e * e + e        # dense_1 + dense_2 (no bias) + empty vector
+    def group(n):                                  # dense_1 + dense_2 (no bias) + empty vector
+        return n * 2 * e + e * e + e
     assert c["lips_embedding"] == group(40)
     assert c["left_hand_embedding"] == group(21)
     assert c["pose_embedding"] == group(5)

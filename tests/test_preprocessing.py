@@ -58,9 +58,9 @@ def original_layer_call(data0):
     right_hand_sum = tf.math.reduce_sum(tf.where(tf.math.is_nan(tf.gather(data0, RIGHT_HAND_IDXS0, axis=1)), 0, 1))
     left_dominant = left_hand_sum >= right_hand_sum
     if left_dominant:
-        frames_hands_non_nan_sum = tf.math.reduce_sum(tf.where(tf.math.is_nan(tf.gather(data0, LEFT_HAND_IDXS0, axis=1)), 0, 1), axis=[1, 2])
+        frames_hands_non_nan_sum = tf.math.reduce_sum(tf.where(tf.math.is_nan(tf.gather(data0, LEFT_HAND_IDXS0, axis=1)), 0, 1), axis=[1, 2])  # noqa: E501 (verbatim)
     else:
-        frames_hands_non_nan_sum = tf.math.reduce_sum(tf.where(tf.math.is_nan(tf.gather(data0, RIGHT_HAND_IDXS0, axis=1)), 0, 1), axis=[1, 2])
+        frames_hands_non_nan_sum = tf.math.reduce_sum(tf.where(tf.math.is_nan(tf.gather(data0, RIGHT_HAND_IDXS0, axis=1)), 0, 1), axis=[1, 2])  # noqa: E501 (verbatim)
     non_empty_frames_idxs = tf.where(frames_hands_non_nan_sum > 0)
     non_empty_frames_idxs = tf.squeeze(non_empty_frames_idxs, axis=1)
     data = tf.gather(data0, non_empty_frames_idxs, axis=0)
@@ -71,7 +71,7 @@ def original_layer_call(data0):
         data = tf.gather(data, LANDMARK_IDXS_LEFT_DOMINANT0, axis=1)
     else:
         data = tf.gather(data, LANDMARK_IDXS_RIGHT_DOMINANT0, axis=1)
-        data = (NORMALISATION_CORRECTION + ((data - NORMALISATION_CORRECTION) * tf.where(NORMALISATION_CORRECTION != 0, -1.0, 1.0)))
+        data = (NORMALISATION_CORRECTION + ((data - NORMALISATION_CORRECTION) * tf.where(NORMALISATION_CORRECTION != 0, -1.0, 1.0)))  # noqa: E501 (verbatim)
     if N_FRAMES < INPUT_SIZE:
         non_empty_frames_idxs = tf.pad(non_empty_frames_idxs, [[0, INPUT_SIZE - N_FRAMES]], constant_values=-1)
         data = tf.pad(data, [[0, INPUT_SIZE - N_FRAMES], [0, 0], [0, 0]], constant_values=0)

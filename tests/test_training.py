@@ -5,7 +5,6 @@ import json
 import math
 import shutil
 import types
-import warnings
 
 import numpy as np
 import pytest
