@@ -1,18 +1,38 @@
-# Quick start (Python 3.11):  make book   -> builds the whole book, executing every chapter
-#                             make test   -> runs the test suite
-# Each target creates .venv and installs requirements.txt first (once; again when it changes).
+# Quick start:  make book   -> builds the whole book, executing every chapter
+#               make test   -> runs the test suite
+# Each target creates .venv and installs requirements.txt first (once; again when it, pyproject.toml
+# or the lock changes), with the versions of requirements-py<X.Y>.lock as constraints.
+# Other targets: make lint (ruff), make benchmarks, make lock (refresh the lock), make clean.
 
-PYTHON ?= python3.11
+# The first of these that runs and is Python >= 3.10 (override: make PYTHON=/path/to/python3.11).
+PYTHON_CANDIDATES := python3.11 python3.12 python3.10 python3.13 python3
+PYTHON ?= $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))' >/dev/null 2>&1 && echo $(p))))
+PYVER  := $(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null))
+LOCK   := requirements-py$(PYVER).lock
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: book test benchmarks clean
+.PHONY: book test lint benchmarks lock clean python
 
-$(BIN)/.installed: requirements.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+python:
+	@if [ -z "$(PYTHON)" ]; then \
+	  echo "error: no Python >= 3.10 found (tried $(PYTHON_CANDIDATES)); install one, or run make PYTHON=/path/to/python3.11"; exit 1; fi
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))' 2>/dev/null || { \
+	  echo "error: PYTHON=$(PYTHON) is not a Python >= 3.10 ($$($(PYTHON) --version 2>&1 | head -1)); run make PYTHON=/path/to/python3.11"; exit 1; }
+
+$(BIN)/.installed: requirements.txt pyproject.toml $(wildcard $(LOCK))
+	@$(MAKE) --no-print-directory python PYTHON="$(PYTHON)"
+	@echo "== Python: $(PYTHON) ($(PYVER))"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@if [ -f $(LOCK) ]; then \
+	  echo "$(BIN)/python -m pip install --quiet -c $(LOCK) -r requirements.txt"; \
+	  $(BIN)/python -m pip install --quiet -c $(LOCK) -r requirements.txt; \
+	else \
+	  echo "warning: no $(LOCK) (the versions tested are locked for another Python): installing the newest"; \
+	  echo "         versions requirements.txt allows; 'make lock' writes a lock for this Python"; \
+	  $(BIN)/python -m pip install --quiet -r requirements.txt; \
+	fi
 	touch $@
 
 book: $(BIN)/.installed
@@ -21,8 +41,24 @@ book: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests
 
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
 benchmarks: $(BIN)/.installed
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Refresh the lock of this Python: resolve requirements.txt (and pyproject.toml's dependencies)
+# anew with pip-tools, in a throw-away venv; the book's own package is left out of the lock.
+lock: python
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet --upgrade pip pip-tools
+	$(VENV)-lock/bin/pip-compile --quiet --strip-extras --no-header --no-emit-index-url \
+	    --output-file $(LOCK).tmp requirements.txt
+	{ echo "# Versions tested with Python $(PYVER); written by 'make lock' (pip-compile), do not edit."; \
+	  grep -v -e '^-e ' -e '^-r ' -e '^--' $(LOCK).tmp; } > $(LOCK)
+	rm -rf $(LOCK).tmp $(VENV)-lock
+	@echo "wrote $(LOCK); rebuild the environment with: rm -rf $(VENV) && make test"
 
 clean:
 	rm -rf _build artifacts
