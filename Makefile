@@ -56,7 +56,7 @@ lock: python
 	$(VENV)-lock/bin/pip-compile --quiet --strip-extras --no-header --no-emit-index-url \
 	    --output-file $(LOCK).tmp requirements.txt
 	{ echo "# Versions tested with Python $(PYVER); written by 'make lock' (pip-compile), do not edit."; \
-	  grep -v -e '^-e ' -e '^-r ' -e '^--' $(LOCK).tmp; } > $(LOCK)
+	  awk '/^(-e|-r|--)/ {skip = 1; next} skip && /^ +#/ {next} {skip = 0; print}' $(LOCK).tmp; } > $(LOCK)
 	rm -rf $(LOCK).tmp $(VENV)-lock
 	@echo "wrote $(LOCK); rebuild the environment with: rm -rf $(VENV) && make test"
 
