@@ -144,6 +144,26 @@ def test_every_chapter_named_in_a_docstring_uses_that_function():
     assert not stale, "\n".join(stale)
 
 
+def test_every_function_of_the_package_is_used_outside_the_tests():
+    """Code that only tests call is dead weight: each top-level function and class of gislr_utils
+    is reached from a chapter, a benchmark, the package's module-level code or a command in the
+    README (a maintainer's tool such as `synthetic.write_template`)."""
+    graph = _package()
+    roots = set()
+    for path in NOTEBOOKS:
+        roots |= _references(_chapter_tree(path), None, graph)
+    for path in sorted((REPO / "benchmarks").glob("*.py")):
+        roots |= _references(ast.parse(path.read_text(encoding="utf-8")), None, graph)
+    for path in sorted(PACKAGE.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        roots |= _references(ast.Module(body=top, type_ignores=[]), path.stem, graph)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    roots |= {ref for ref in re.findall(r"\b(\w+)\.(\w+)\(", readme) if ref in graph}
+    unused = sorted(f"{mod}.{name}" for mod, name in set(graph) - _reached(roots, graph))
+    assert not unused, f"used by nothing but tests (remove, or use): {unused}"
+
+
 def test_reference_analysis_follows_imports_and_calls():
     graph = _package()
     tree = ast.parse("from gislr_utils import book\nfrom gislr_utils.model import build_model\n"
