@@ -62,7 +62,7 @@ def test_chapters_named_reads_ranges_and_lists():
     assert chapters_named("no chapter here, 3 chapters") == set()
 
 
-def _imports(tree: ast.AST, own_module: str | None) -> dict[str, tuple[str, str | None]]:
+def _imports(tree: ast.AST) -> dict[str, tuple[str, str | None]]:
     """Local name -> (gislr_utils module, object or None for the module itself), from every
     import in `tree` (inside functions too)."""
     table: dict[str, tuple[str, str | None]] = {}
@@ -89,7 +89,7 @@ def _imports(tree: ast.AST, own_module: str | None) -> dict[str, tuple[str, str 
 
 def _references(tree: ast.AST, module: str | None, defs) -> set[tuple[str, str]]:
     """(module, name) of every `gislr_utils` definition that `tree` refers to."""
-    table = _imports(tree, module)
+    table = _imports(tree)
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
@@ -101,8 +101,6 @@ def _references(tree: ast.AST, module: str | None, defs) -> set[tuple[str, str]]
             target = table.get(node.value.id)
             if target and target[1] is None:
                 out.add((target[0], node.attr))
-            elif node.value.id == "gislr_utils":
-                pass
     return {ref for ref in out if ref in defs}
 
 
