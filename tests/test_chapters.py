@@ -3,8 +3,9 @@
 Notebook runs (each starts a kernel and TensorFlow, so they are kept few):
 
 * on the synthetic set, in one shared artifacts folder: chapters 1, 2, 3 in order;
-* on the real sample (84 genuine clips, 2 signs; skipped if absent), in a fresh folder: chapter 5
-  first, alone (it must train the model itself), then chapter 4 and chapter 6 (export, masking);
+* on the real sample shipped in the package (``data_dir="real-sample"``: 16 genuine clips, 2 signs,
+  12 participants), in a fresh folder: chapter 5 first, alone (it must train the model itself),
+  then chapter 4 and chapter 6 (export, masking);
 * chapter 4 with ``preset="nope"``, which must stop in its setup cell naming the parameter.
 
 Every executed notebook is checked for outputs and for the absence of stderr output, which the
@@ -147,6 +148,15 @@ def test_setup_on_real_data_keys_the_run_folder(tmp_path):
     assert a.table().loc["preset", "value"] == "classroom"
 
 
+def test_setup_real_sample_spelling(tmp_path):
+    ctx = book.setup("real-sample", tmp_path, "classroom", 0)
+    assert ctx.data_dir == config.real_sample_dir().resolve() and not ctx.synthetic
+    assert (ctx.data_dir / "train.csv").is_file() and ctx.run_dir.name.startswith("real_sample-")
+    assert len(book.get_clips(ctx)) == 16
+    with pytest.raises(book.ParameterError, match="real_sample"):      # a near miss is a path
+        book.setup("real_sample", tmp_path)
+
+
 def test_pick_example_prefers_tracked_typical_clips():
     import pandas as pd
     summary = pd.DataFrame({
@@ -218,10 +228,9 @@ def test_chapter_3_attention_and_embedding(synthetic_dir):
     assert html.count(">yes<") == 14 and ">NO<" not in html     # every part matches the seed report
 
 
-@needs_real
 def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
     art = real_dir / "art"
-    nb = run_chapter("05_evaluation.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+    nb = run_chapter("05_evaluation.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1)
     check_clean(nb, min_images=4)
     assert "no trained model in" in text_of(nb)          # it had to train, as chapter 4 would
@@ -230,13 +239,12 @@ def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
     metrics = json.loads(metrics_files[0].read_text())
     assert metrics["preset"] == "classroom" and metrics["epochs"] == 1 and metrics["n_classes_present"] == 2
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_val"] > 0
-    assert len(metrics["val_participants"]) == 3          # 10% of 21 participants, as the seed
+    assert len(metrics["val_participants"]) == 2          # 10% of 12 participants, rounded up
 
 
-@needs_real
 def test_chapter_4_training_on_the_real_sample(real_dir):
     art = real_dir / "art"
-    nb = run_chapter("04_training.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+    nb = run_chapter("04_training.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1)
     check_clean(nb, min_images=2)
     text = text_of(nb)
@@ -246,10 +254,9 @@ def test_chapter_4_training_on_the_real_sample(real_dir):
         assert (run / name).exists(), name
 
 
-@needs_real
 def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
     art = real_dir / "art"
-    nb = run_chapter("06_export_and_inference.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+    nb = run_chapter("06_export_and_inference.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1, latency_clips=2, masking_epochs=1)
     check_clean(nb, min_images=2)
     text = text_of(nb)
