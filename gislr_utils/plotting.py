@@ -977,7 +977,7 @@ def plot_real_vs_synthetic_boxplots(values_a: dict, values_b: dict, group: str, 
     axes[0].legend(handles=[Patch(facecolor="white", edgecolor="black", label=names[0]),
                             Patch(facecolor=color, alpha=0.6, edgecolor=color, label=names[1])],
                    loc="lower left", bbox_to_anchor=(0.0, 1.02), ncols=2, borderaxespad=0)
-    axes[0].set_title(f"{group}: {names[0]} vs {names[1]} (box 25-75%, whiskers 5-95%)", pad=22)
+    axes[0].set_title(f"{group}: non-zero values per landmark (box 25-75%, whiskers 5-95%)", pad=22)
     return fig
 
 
@@ -1021,6 +1021,7 @@ def plot_clip_comparison(summaries: dict) -> Figure:
     axes[1].set_ylabel("share")
     axes[1].set_title("missing hands")
     axes[1].grid(axis="x", visible=False)
+    axes[1].legend(loc="upper left", fontsize=7.5)
     return fig
 
 
