@@ -1119,9 +1119,10 @@ def plot_f1_against_seed(comparison: pd.DataFrame, n_label: int = 4, title: str 
                edgecolors="none")
     ax.plot([0, 1], [0, 1], color=COLORS["neutral"], lw=0.8, ls="--", label="same F1 as the seed")
     d = comparison["difference"].sort_values()
-    for sign in dict.fromkeys(list(d.index[:n_label]) + list(d.index[::-1][:n_label])):
+    for k, sign in enumerate(dict.fromkeys(list(d.index[:n_label]) + list(d.index[::-1][:n_label]))):
         ax.annotate(sign, (comparison.loc[sign, "f1_seed"], comparison.loc[sign, "f1_run"]), fontsize=7,
-                    xytext=(3, 2), textcoords="offset points")
+                    xytext=(3, 2 - 9 * (k % 3)), textcoords="offset points",
+                    arrowprops=dict(arrowstyle="-", lw=0.4, color=COLORS["neutral"]) if k % 3 else None)
     ax.set_xlim(-0.02, 1.05)
     ax.set_ylim(-0.02, 1.05)
     ax.set_aspect("equal")
@@ -1132,5 +1133,5 @@ def plot_f1_against_seed(comparison: pd.DataFrame, n_label: int = 4, title: str 
              if len(comparison) >= 3 and comparison["f1_run"].std() > 0 else np.nan)
         title = f"{len(comparison)} signs, r = {r:.2f}"
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")
     return fig
