@@ -204,6 +204,7 @@ def test_chapter_1_data_exploration(synthetic_dir):
     assert any("<script" in h and "anim" in h and "data:image/png;base64" in h for h in html), \
         "the animation is missing"
     assert "300 clips read" in text_of(nb)
+    assert "real: 'hello', participant" in text_of(nb)          # the shipped real clip beside ours
 
 
 def test_chapter_2_landmark_statistics(synthetic_dir):
@@ -240,6 +241,7 @@ def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
     assert metrics["preset"] == "classroom" and metrics["epochs"] == 1 and metrics["n_classes_present"] == 2
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_val"] > 0
     assert len(metrics["val_participants"]) == 2          # 10% of 12 participants, rounded up
+    assert "signs in both" in text_of(nb) and "legible     233" in text_of(nb)   # seed reference
 
 
 def test_chapter_4_training_on_the_real_sample(real_dir):
@@ -262,6 +264,7 @@ def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
     text = text_of(nb)
     assert "loaded the model trained in chapter 4" in text
     assert "'serving_default': {'inputs': ['inputs'], 'outputs': ['outputs']}" in text
+    assert "choice between hello and thankyou right for" in text
     run = next(art.glob("runs/*_classroom_seed0"))
     assert (run / "model.tflite").stat().st_size > 0 and (run / "model_fp16.tflite").exists()
     assert (run / "masking" / "masking_comparison.csv").exists()
