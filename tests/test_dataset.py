@@ -135,6 +135,10 @@ def test_read_clips_shipped_sample():
     csv = pd.read_csv(SHIPPED / "train.csv")
     assert clips["sequence_id"].tolist() == csv["sequence_id"].tolist()
     assert all(Path(p).is_file() for p in clips["path"])
+    hello = read_clips(SHIPPED, signs=["hello"])
+    assert len(hello) == 8 and set(hello["sign"]) == {"hello"}
+    with pytest.raises(GISLRDataError, match="zipper"):        # in the map, but no clips
+        read_clips(SHIPPED, signs=["hello", "zipper"])
     s = clip_summary(clips)
     for row in s.itertuples():                 # independent count with pandas, every clip
         df = pd.read_parquet(row.path, columns=["frame", "type", "x"])
