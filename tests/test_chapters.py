@@ -138,11 +138,10 @@ def test_check_helpers():
         book.check_bool("flag", "yes")
 
 
-@needs_real
 def test_setup_on_real_data_keys_the_run_folder(tmp_path):
-    a = book.setup(config.REAL_SAMPLE_DIR, tmp_path, "classroom", 0)
-    b = book.setup(config.REAL_SAMPLE_DIR, tmp_path, "seed", 0, epochs=3)
-    assert a.data_dir == Path(config.REAL_SAMPLE_DIR).resolve() and not a.synthetic
+    a = book.setup(config.real_sample_dir(), tmp_path, "classroom", 0)
+    b = book.setup(config.real_sample_dir(), tmp_path, "seed", 0, epochs=3)
+    assert a.data_dir == config.real_sample_dir().resolve() and not a.synthetic
     assert a.run_dir.parent == b.run_dir.parent == tmp_path / "runs" and a.run_dir != b.run_dir
     assert b.settings["epochs"] == 3 and a.settings["epochs"] == config.PRESETS["classroom"]["epochs"]
     assert a.table().loc["preset", "value"] == "classroom"
