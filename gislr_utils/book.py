@@ -204,8 +204,9 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
           epochs=None) -> Context:
     """Check a chapter's parameters and return its :class:`Context`; every chapter calls it first.
 
-    * ``data_dir``: a GISLR data folder (Kaggle layout, with train.csv) or None for the embedded
-      synthetic set, generated once into ``artifacts_dir`` (`synthetic.ensure_data_dir`);
+    * ``data_dir``: a GISLR data folder (Kaggle layout, with train.csv), None for the embedded
+      synthetic set, generated once into ``artifacts_dir`` (`synthetic.ensure_data_dir`), or
+      ``"real-sample"`` for the 16 genuine clips shipped with the package (`config.real_sample_dir`);
     * ``artifacts_dir``: where chapters keep what they make (None: ``./artifacts``);
     * ``preset``: "classroom" (laptop CPU) or "seed" (the report's model, for a GPU);
     * ``seed``: an integer >= 0; it seeds the synthetic set, the batches and the weights;
@@ -220,6 +221,8 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
     epochs = check_int("epochs", epochs, minimum=1, allow_none=True)
     artifacts = _check_artifacts_dir(artifacts_dir)
     synthetic = data_dir is None
+    if isinstance(data_dir, str) and data_dir == _config.REAL_SAMPLE_NAME:
+        data_dir = _config.real_sample_dir()          # the 16 real clips shipped with the package
     data = None if synthetic else _check_data_dir(data_dir)
     quiet()
     from . import plotting

@@ -10,6 +10,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 # 84 genuine GISLR clips beside the repository (present in CI, never committed); override with an env var.
 REAL_SAMPLE_DIR = Path(os.environ.get("GISLR_REAL_SAMPLE_DIR", REPO_ROOT.parent / "shared" / "real_sample"))
+# The spelling of `data_dir` that selects the small real sample shipped inside the package.
+REAL_SAMPLE_NAME = "real-sample"
+
+
+def real_sample_dir() -> Path:
+    """The folder of the 16 genuine GISLR clips shipped with the package (Kaggle layout).
+
+    ``gislr_utils/data/real_sample/``: train.csv (only these clips), the sign map and
+    ``train_landmark_files/<pid>/<sid>.parquet``, the competition's files byte for byte (CC BY 4.0,
+    PopSign ASL v1.0; see its ATTRIBUTION.md). Chapters reach it with ``data_dir="real-sample"``
+    (:data:`REAL_SAMPLE_NAME`); chapters 1-3, 5 and 6 draw it beside the synthetic set.
+    """
+    path = Path(str(resources.files("gislr_utils").joinpath("data", "real_sample")))
+    if not (path / "train.csv").is_file():
+        raise FileNotFoundError(f"{path}: the shipped real sample is missing (train.csv not found); "
+                                "reinstall gislr_utils")
+    return path
 
 # Model and training settings. `seed` is the report's model and fit call, to the last parameter
 # (5,315,965 parameters; constant lr 1e-3, weight decay 1e-5, no callbacks). `classroom` is the

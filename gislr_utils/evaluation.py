@@ -216,3 +216,85 @@ def _plain(v):
     if isinstance(v, np.ndarray):
         return v.tolist()
     return v
+
+
+# ---------------------------------------------------------------------------------------------
+# The seed's own 250-sign results (chapter 5's real-data reference)
+# ---------------------------------------------------------------------------------------------
+SEED_REPORT_FILE = "data/seed_classification_report.csv"
+SEED_REPORT_COLUMNS = ("sign", "class_index", "precision", "recall", "f1", "support", "status", "note")
+
+
+def _seed_report_table() -> pd.DataFrame:
+    from importlib import resources
+    import io
+    text = resources.files("gislr_utils").joinpath(SEED_REPORT_FILE).read_text(encoding="utf-8")
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    df = pd.read_csv(io.StringIO(body), dtype={"sign": str, "status": str, "note": str},
+                     keep_default_na=False, na_values={c: [""] for c in
+                                                       ("class_index", "precision", "recall", "f1", "support")})
+    if tuple(df.columns) != SEED_REPORT_COLUMNS:
+        raise ValueError(f"gislr_utils/{SEED_REPORT_FILE}: columns {list(df.columns)}, "
+                         f"expected {list(SEED_REPORT_COLUMNS)}")
+    for col in ("class_index", "support"):
+        df[col] = df[col].astype("Int64")
+    return df
+
+
+def seed_reference() -> pd.DataFrame:
+    """The seed's classification report, one row per sign (250 rows, in class order; chapter 5).
+
+    Read from ``gislr_utils/data/seed_classification_report.csv`` (its source and how the
+    seed's damaged text was read are in ``seed_classification_report.md`` beside it). Index:
+    sign; columns ``class_index``, ``precision``, ``recall``, ``f1``, ``support``, ``status``
+    ("legible", "repaired" or "damaged") and ``note``. Values the seed's text does not give
+    unambiguously are NaN (13 damaged signs); nothing is estimated.
+    """
+    df = _seed_report_table()
+    df = df[df["status"] != "average"].set_index("sign")
+    index = df["class_index"].astype(int).tolist()
+    if index != list(range(len(df))) or list(df.index) != [_config.INDEX_TO_SIGN[i] for i in index]:
+        raise ValueError(f"gislr_utils/{SEED_REPORT_FILE}: signs are not the 250 signs in class order")
+    return df
+
+
+def seed_reference_averages() -> pd.DataFrame:
+    """The last three lines of the seed's report: accuracy, macro avg and weighted avg (the intro's table).
+
+    Index: name; columns ``precision``, ``recall``, ``f1``, ``support`` (accuracy has only F1
+    and support, as sklearn prints it).
+    """
+    df = _seed_report_table()
+    df = df[df["status"] == "average"].set_index("sign")
+    df.index.name = "average"
+    return df[["precision", "recall", "f1", "support"]]
+
+
+def compare_with_seed(report: pd.DataFrame) -> pd.DataFrame:
+    """This run's F1 per sign beside the seed's, for the signs both have a value for (chapter 5).
+
+    `report` is :func:`classification_report_df`'s table (index sign, column ``f1-score``).
+    Returns one row per shared sign with ``f1_run``, ``f1_seed``, ``difference`` (run - seed),
+    ``support_run`` and ``support_seed``, sorted by difference. Signs whose seed F1 is damaged
+    (NaN) are left out; how many is in ``attrs["seed_f1_missing"]``.
+    """
+    if "f1-score" not in report.columns:
+        raise ValueError("report must be classification_report_df's table (column 'f1-score')")
+    seed = seed_reference()
+    unknown = sorted(set(report.index) - set(seed.index))
+    if unknown:
+        raise ValueError(f"signs {unknown[:5]} are not among the seed's 250 signs")
+    shared = [s for s in report.index if s in seed.index]
+    out = pd.DataFrame({
+        "f1_run": report.loc[shared, "f1-score"].astype(float),
+        "f1_seed": seed.loc[shared, "f1"].astype(float),
+        "support_run": report.loc[shared, "support"].astype(int),
+        "support_seed": seed.loc[shared, "support"],
+    })
+    missing = int(out["f1_seed"].isna().sum())
+    out = out.dropna(subset=["f1_seed"])
+    out.insert(2, "difference", out["f1_run"] - out["f1_seed"])
+    out = out.sort_values(["difference", "f1_seed"])
+    out.index.name = "sign"
+    out.attrs["seed_f1_missing"] = missing
+    return out

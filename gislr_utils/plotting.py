@@ -882,3 +882,255 @@ def plot_masking_comparison(table: pd.DataFrame, metric: str = "accuracy", by: s
     ax.set_title(f"{metric.replace('_', ' ')} by {by.replace('_', ' ')}")
     ax.grid(axis="x", visible=False)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Real beside synthetic (chapters 1, 2, 5): the real sample shipped in gislr_utils/data/real_sample
+# --------------------------------------------------------------------------------------------
+def plot_skeleton_pair(frame_a, frame_b, titles) -> Figure:
+    """Two raw frames [543, 3] side by side, each on its own scale (chapter 1: real vs synthetic)."""
+    if len(titles) != 2:
+        raise ValueError(f"titles must hold 2 titles, got {len(titles)}")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.7))
+    for ax, frame, title in zip(axes, (frame_a, frame_b), titles):
+        frame = _check_frame(frame)
+        SkeletonArtist(ax, frame)
+        _skeleton_axes(ax, skeleton_limits(frame))
+        ax.set_title(title, fontsize=9.5)
+    _skeleton_legend(axes[1], loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return fig
+
+
+def animate_clip_pair(frames_a, frames_b, titles, max_frames: int = 20, size: float = 2.6,
+                      dpi: int = 72) -> animation.FuncAnimation:
+    """Two clips [n, 543, 3] playing side by side (chapter 1), for `animation_html`.
+
+    Each clip is shown at `max_frames` (or fewer) evenly spaced frames from its first to its
+    last, so both start and end together whatever their lengths; the frame counter of each
+    panel gives the real frame. The pace is the longer clip's at 30 frames per second.
+    """
+    clips = [np.asarray(f, dtype=np.float32) for f in (frames_a, frames_b)]
+    for f in clips:
+        if f.ndim != 3 or f.shape[1] != N_ROWS or len(f) == 0:
+            raise ValueError(f"frames must have shape [n>0, {N_ROWS}, 3], got {list(f.shape)}")
+    if len(titles) != 2:
+        raise ValueError(f"titles must hold 2 titles, got {len(titles)}")
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    steps = min(max_frames, max(len(f) for f in clips))
+    takes = [np.linspace(0, len(f) - 1, steps).round().astype(int) for f in clips]
+    interval = int(round(1000 / 30 * max(len(f) for f in clips) / steps))
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size), dpi=dpi, layout="constrained")
+    artists, labels = [], []
+    for ax, f, take, title in zip(axes, clips, takes, titles):
+        artists.append(SkeletonArtist(ax, f[take[0]], show_face_points=False))
+        _skeleton_axes(ax, skeleton_limits(f[take]))
+        labels.append(ax.text(0.02, 0.02, "", transform=ax.transAxes, fontsize=8, color=COLORS["neutral"]))
+        ax.set_title(title, fontsize=9)
+
+    def update(i):
+        out = []
+        for artist, label, f, take in zip(artists, labels, clips, takes):
+            label.set_text(f"frame {take[i] + 1}/{len(f)}")
+            out += [*artist.update(f[take[i]]), label]
+        return out
+
+    anim = animation.FuncAnimation(fig, update, frames=steps, interval=interval, blit=False)
+    plt.close(fig)
+    return anim
+
+
+def plot_real_vs_synthetic_boxplots(values_a: dict, values_b: dict, group: str, labels=None,
+                                    names=("real", "synthetic"), dims=("x", "y")) -> Figure:
+    """Per-landmark boxes of two data sets, side by side, for x and y of a group (chapter 2).
+
+    `values_a`/`values_b` map "x", "y" (and "z") to one array of non-zero values per landmark
+    (`statistics.landmark_values` of each data set's prepared clips). Boxes 25-75%, whiskers
+    5-95%, no fliers; data set `names[0]` in black outline, `names[1]` filled.
+    """
+    dims = [d for d in dims if d in values_a and d in values_b]
+    if not dims:
+        raise ValueError("values_a and values_b need the same dimensions (x, y, z)")
+    n = len(values_a[dims[0]])
+    if any(len(values_a[d]) != n or len(values_b[d]) != n for d in dims):
+        raise ValueError("both data sets need one value array per landmark")
+    fig, axes = plt.subplots(len(dims), 1, figsize=(WIDTH, 2.0 * len(dims) + 0.5), sharex=True)
+    axes = np.atleast_1d(axes)
+    color = COLORS.get(group, COLORS["hand"])
+    pos = np.arange(n)
+    for ax, dim in zip(axes, dims):
+        for values, offset, style in ((values_a, -0.2, "real"), (values_b, 0.2, "synthetic")):
+            filled = style == "synthetic"
+            edge = color if filled else "black"
+            ax.bxp(landmark_box_stats(values[dim]), positions=pos + offset, showfliers=False,
+                   widths=0.35, patch_artist=True,
+                   boxprops=dict(facecolor=color if filled else "white", alpha=0.6 if filled else 1.0,
+                                 edgecolor=edge, lw=0.8),
+                   medianprops=dict(color="black", lw=1), whiskerprops=dict(color=edge, lw=0.8),
+                   capprops=dict(color=edge, lw=0.8))
+        ax.set_ylabel(dim)
+        ax.grid(axis="x", visible=False)
+    axes[-1].set_xticks(pos)
+    axes[-1].set_xticklabels([str(l) for l in (labels if labels is not None else range(n))], fontsize=7)
+    axes[-1].set_xlabel("landmark (column in the group)")
+    axes[0].legend(handles=[Patch(facecolor="white", edgecolor="black", label=names[0]),
+                            Patch(facecolor=color, alpha=0.6, edgecolor=color, label=names[1])],
+                   loc="lower left", bbox_to_anchor=(0.0, 1.02), ncols=2, borderaxespad=0)
+    axes[0].set_title(f"{group}: non-zero values per landmark (box 25-75%, whiskers 5-95%)", pad=22)
+    return fig
+
+
+def plot_clip_comparison(summaries: dict) -> Figure:
+    """Clip lengths and missing hands of several data sets (chapter 2: real vs synthetic).
+
+    `summaries` maps a name to `dataset.clip_summary`'s table. Left: the share of clips with
+    at most n frames (log scale), with the model's 64 frames marked; right: the mean share of
+    frames without the dominant and without the other hand, and the share of left-dominant clips.
+    """
+    if not summaries:
+        raise ValueError("summaries is empty")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.2), width_ratios=[1.2, 1])
+    rows = {}
+    for k, (name, s) in enumerate(summaries.items()):
+        for col in ("n_frames", "left_hand_missing", "right_hand_missing", "dominant"):
+            if col not in s:
+                raise ValueError(f"summary {name!r} lacks column {col!r}; expected dataset.clip_summary's table")
+        n = np.sort(s["n_frames"].to_numpy())
+        axes[0].step(n, np.arange(1, len(n) + 1) / len(n), where="post", color=CYCLE[k], lw=1.6,
+                     label=f"{name} ({len(n)} clips, median {np.median(n):.0f})")
+        left = (s["dominant"] == "left").to_numpy()
+        dom = np.where(left, s["left_hand_missing"], s["right_hand_missing"])
+        other = np.where(left, s["right_hand_missing"], s["left_hand_missing"])
+        rows[name] = [dom.mean(), other.mean(), left.mean()]
+    axes[0].axvline(INPUT_SIZE, color=COLORS["accent"], ls="--", lw=1.2, label=f"{INPUT_SIZE} frames")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("frames in the file (log scale)")
+    axes[0].set_ylabel("share of clips with at most that many")
+    axes[0].set_title("clip length")
+    axes[0].legend(loc="lower right", fontsize=7.5)
+    names = list(rows)
+    width = 0.8 / len(names)
+    x = np.arange(3)
+    for k, name in enumerate(names):
+        axes[1].bar(x + (k - (len(names) - 1) / 2) * width, rows[name], width=width, color=CYCLE[k], label=name)
+    axes[1].set_xticks(x)
+    axes[1].set_xticklabels(["frames without\ndominant hand", "frames without\nother hand",
+                             "left-dominant\nclips"], fontsize=8)
+    axes[1].set_ylim(0, 1)
+    axes[1].set_ylabel("share")
+    axes[1].set_title("missing hands")
+    axes[1].grid(axis="x", visible=False)
+    axes[1].legend(loc="upper left", fontsize=7.5)
+    return fig
+
+
+def plot_seed_f1(reference: pd.DataFrame, n_label: int = 6) -> Figure:
+    """The seed's F1 of its 250 signs (chapter 5): sorted, best and worst named, and its histogram.
+
+    `reference` is `evaluation.seed_reference()`; signs whose F1 the seed's text does not give
+    (NaN) are left out and counted in the title.
+    """
+    if "f1" not in reference:
+        raise ValueError("reference lacks column 'f1'; expected evaluation.seed_reference()")
+    f1 = reference["f1"].astype(float)
+    missing = int(f1.isna().sum())
+    f1 = f1.dropna().sort_values(kind="stable")
+    if f1.empty:
+        raise ValueError("reference has no F1 value")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4), width_ratios=[2.2, 1])
+    ax = axes[0]
+    ax.bar(np.arange(len(f1)), f1.to_numpy(), color=plt.get_cmap("RdYlGn")(f1.to_numpy()), width=1.0)
+    worst = "\n".join(f"{s} {v:.2f}" for s, v in f1.iloc[:n_label].items())
+    best = "\n".join(f"{s} {v:.2f}" for s, v in f1.iloc[::-1][:n_label].items())
+    ax.text(0.03, 0.97, f"worst\n{worst}", transform=ax.transAxes, va="top", fontsize=7.5)
+    ax.text(0.30, 0.97, f"best\n{best}", transform=ax.transAxes, va="top", fontsize=7.5)
+    ax.axhline(f1.mean(), color=COLORS["neutral"], ls="--", lw=0.9, label=f"mean of these {f1.mean():.2f}")
+    ax.set_xticks([])
+    ax.set_ylim(0, 1.6)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_xlabel(f"{len(f1)} signs, sorted by F1")
+    ax.set_ylabel("F1")
+    ax.set_title(f"seed report: F1 per sign ({missing} signs unreadable, left out)")
+    ax.legend(loc="upper right")
+    axes[1].hist(f1, bins=np.linspace(0, 1, 21), orientation="horizontal", color=COLORS["hand"], alpha=0.75)
+    axes[1].axhline(np.median(f1), color=COLORS["neutral"], lw=1, label=f"median {np.median(f1):.2f}")
+    axes[1].set_ylim(0, 1.6)
+    axes[1].set_yticks(np.linspace(0, 1, 6))
+    axes[1].set_xlabel("signs")
+    axes[1].set_title("distribution")
+    axes[1].legend(loc="upper right")
+    return fig
+
+
+def plot_precision_recall_support(reference: pd.DataFrame, n_label: int = 5) -> Figure:
+    """The seed's precision against recall, and F1 against support, one point per sign (chapter 5).
+
+    Left: the `n_label` signs with the largest recall - precision gap ("magnets", predicted too
+    often) and the largest precision - recall gap (predicted too rarely) are named; the diagonal
+    is precision = recall. Right: F1 against the number of validation clips of the sign.
+    """
+    for col in ("precision", "recall", "f1", "support"):
+        if col not in reference:
+            raise ValueError(f"reference lacks column {col!r}; expected evaluation.seed_reference()")
+    pr = reference[["precision", "recall", "f1"]].astype(float).dropna()
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
+    ax = axes[0]
+    sc = ax.scatter(pr["recall"], pr["precision"], c=pr["f1"], cmap="RdYlGn", vmin=0, vmax=1, s=12,
+                    edgecolors="none")
+    ax.plot([0, 1], [0, 1], color=COLORS["neutral"], lw=0.8, ls="--")
+    gap = pr["recall"] - pr["precision"]
+    for sign in list(gap.nlargest(n_label).index) + list(gap.nsmallest(n_label).index):
+        ax.annotate(sign, (pr.loc[sign, "recall"], pr.loc[sign, "precision"]), fontsize=7,
+                    xytext=(3, 2), textcoords="offset points")
+    ax.set_xlim(0, 1.05)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("precision vs recall")
+    ax.text(0.98, 0.04, "magnets:\npredicted too often", transform=ax.transAxes, ha="right",
+            fontsize=7.5, color=COLORS["neutral"])
+    ax.text(0.03, 0.97, "predicted\ntoo rarely", transform=ax.transAxes, va="top", fontsize=7.5,
+            color=COLORS["neutral"])
+    fs = reference[["f1", "support"]].dropna().astype(float)
+    axes[1].scatter(fs["support"], fs["f1"], c=fs["f1"], cmap="RdYlGn", vmin=0, vmax=1, s=12, edgecolors="none")
+    r = np.corrcoef(fs["support"], fs["f1"])[0, 1] if len(fs) > 2 else np.nan
+    axes[1].set_xlabel("validation clips of the sign (support)")
+    axes[1].set_ylabel("F1")
+    axes[1].set_ylim(0, 1.05)
+    axes[1].set_title(f"F1 vs support (r = {r:.2f}, {len(fs)} signs)")
+    fig.colorbar(sc, ax=axes.tolist(), shrink=0.8, label="F1")
+    return fig
+
+
+def plot_f1_against_seed(comparison: pd.DataFrame, n_label: int = 4, title: str | None = None) -> Figure:
+    """This run's F1 per sign against the seed's (chapter 5); `comparison` is `evaluation.compare_with_seed`.
+
+    The diagonal is "as good as the seed"; the `n_label` signs that gained and lost most are named,
+    and the title gives Pearson's r (when there are at least 3 signs).
+    """
+    for col in ("f1_run", "f1_seed", "difference"):
+        if col not in comparison:
+            raise ValueError(f"comparison lacks column {col!r}; expected evaluation.compare_with_seed's table")
+    if comparison.empty:
+        raise ValueError("comparison is empty: no sign has an F1 in both")
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.scatter(comparison["f1_seed"], comparison["f1_run"], s=14, color=COLORS["hand"], alpha=0.8,
+               edgecolors="none")
+    ax.plot([0, 1], [0, 1], color=COLORS["neutral"], lw=0.8, ls="--", label="same F1 as the seed")
+    d = comparison["difference"].sort_values()
+    for k, sign in enumerate(dict.fromkeys(list(d.index[:n_label]) + list(d.index[::-1][:n_label]))):
+        ax.annotate(sign, (comparison.loc[sign, "f1_seed"], comparison.loc[sign, "f1_run"]), fontsize=7,
+                    xytext=(3, 2 - 9 * (k % 3)), textcoords="offset points",
+                    arrowprops=dict(arrowstyle="-", lw=0.4, color=COLORS["neutral"]) if k % 3 else None)
+    ax.set_xlim(-0.02, 1.05)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_aspect("equal")
+    ax.set_xlabel("F1 in the seed report (real data, 250 signs)")
+    ax.set_ylabel("F1 of this run")
+    if title is None:
+        r = (np.corrcoef(comparison["f1_seed"], comparison["f1_run"])[0, 1]
+             if len(comparison) >= 3 and comparison["f1_run"].std() > 0 else np.nan)
+        title = f"{len(comparison)} signs, r = {r:.2f}"
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    return fig

@@ -3,8 +3,9 @@
 Notebook runs (each starts a kernel and TensorFlow, so they are kept few):
 
 * on the synthetic set, in one shared artifacts folder: chapters 1, 2, 3 in order;
-* on the real sample (84 genuine clips, 2 signs; skipped if absent), in a fresh folder: chapter 5
-  first, alone (it must train the model itself), then chapter 4 and chapter 6 (export, masking);
+* on the real sample shipped in the package (``data_dir="real-sample"``: 16 genuine clips, 2 signs,
+  12 participants), in a fresh folder: chapter 5 first, alone (it must train the model itself),
+  then chapter 4 and chapter 6 (export, masking);
 * chapter 4 with ``preset="nope"``, which must stop in its setup cell naming the parameter.
 
 Every executed notebook is checked for outputs and for the absence of stderr output, which the
@@ -137,14 +138,22 @@ def test_check_helpers():
         book.check_bool("flag", "yes")
 
 
-@needs_real
 def test_setup_on_real_data_keys_the_run_folder(tmp_path):
-    a = book.setup(config.REAL_SAMPLE_DIR, tmp_path, "classroom", 0)
-    b = book.setup(config.REAL_SAMPLE_DIR, tmp_path, "seed", 0, epochs=3)
-    assert a.data_dir == Path(config.REAL_SAMPLE_DIR).resolve() and not a.synthetic
+    a = book.setup(config.real_sample_dir(), tmp_path, "classroom", 0)
+    b = book.setup(config.real_sample_dir(), tmp_path, "seed", 0, epochs=3)
+    assert a.data_dir == config.real_sample_dir().resolve() and not a.synthetic
     assert a.run_dir.parent == b.run_dir.parent == tmp_path / "runs" and a.run_dir != b.run_dir
     assert b.settings["epochs"] == 3 and a.settings["epochs"] == config.PRESETS["classroom"]["epochs"]
     assert a.table().loc["preset", "value"] == "classroom"
+
+
+def test_setup_real_sample_spelling(tmp_path):
+    ctx = book.setup("real-sample", tmp_path, "classroom", 0)
+    assert ctx.data_dir == config.real_sample_dir().resolve() and not ctx.synthetic
+    assert (ctx.data_dir / "train.csv").is_file() and ctx.run_dir.name.startswith("real_sample-")
+    assert len(book.get_clips(ctx)) == 16
+    with pytest.raises(book.ParameterError, match="real_sample"):      # a near miss is a path
+        book.setup("real_sample", tmp_path)
 
 
 def test_pick_example_prefers_tracked_typical_clips():
@@ -188,6 +197,7 @@ def test_chapter_1_data_exploration(synthetic_dir):
     assert any("<script" in h and "anim" in h and "data:image/png;base64" in h for h in html), \
         "the animation is missing"
     assert "300 clips read" in text_of(nb)
+    assert "real: 'hello', participant" in text_of(nb)          # the shipped real clip beside ours
 
 
 def test_chapter_2_landmark_statistics(synthetic_dir):
@@ -203,7 +213,8 @@ def test_chapter_2_landmark_statistics(synthetic_dir):
 
 
 def test_chapter_3_attention_and_embedding(synthetic_dir):
-    nb = run_chapter("03_attention_and_embedding.ipynb", synthetic_dir, artifacts_dir=str(synthetic_dir / "art"))
+    nb = run_chapter("03_attention_and_embedding.ipynb", synthetic_dir, artifacts_dir=str(synthetic_dir / "art"),
+                     epochs=1)                     # its last section trains chapter 4's model
     check_clean(nb, min_images=3)
     text = text_of(nb)
     assert "largest difference between the per-head and the fused model" in text
@@ -212,10 +223,9 @@ def test_chapter_3_attention_and_embedding(synthetic_dir):
     assert html.count(">yes<") == 14 and ">NO<" not in html     # every part matches the seed report
 
 
-@needs_real
 def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
     art = real_dir / "art"
-    nb = run_chapter("05_evaluation.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+    nb = run_chapter("05_evaluation.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1)
     check_clean(nb, min_images=4)
     assert "no trained model in" in text_of(nb)          # it had to train, as chapter 4 would
@@ -224,13 +234,13 @@ def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
     metrics = json.loads(metrics_files[0].read_text())
     assert metrics["preset"] == "classroom" and metrics["epochs"] == 1 and metrics["n_classes_present"] == 2
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_val"] > 0
-    assert len(metrics["val_participants"]) == 3          # 10% of 21 participants, as the seed
+    assert len(metrics["val_participants"]) == 2          # 10% of 12 participants, rounded up
+    assert "signs in both" in text_of(nb) and "legible     233" in text_of(nb)   # seed reference
 
 
-@needs_real
 def test_chapter_4_training_on_the_real_sample(real_dir):
     art = real_dir / "art"
-    nb = run_chapter("04_training.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+    nb = run_chapter("04_training.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1)
     check_clean(nb, min_images=2)
     text = text_of(nb)
@@ -240,15 +250,15 @@ def test_chapter_4_training_on_the_real_sample(real_dir):
         assert (run / name).exists(), name
 
 
-@needs_real
 def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
     art = real_dir / "art"
-    nb = run_chapter("06_export_and_inference.ipynb", real_dir, data_dir=str(config.REAL_SAMPLE_DIR),
+    nb = run_chapter("06_export_and_inference.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1, latency_clips=2, masking_epochs=1)
     check_clean(nb, min_images=2)
     text = text_of(nb)
     assert "loaded the model trained in chapter 4" in text
     assert "'serving_default': {'inputs': ['inputs'], 'outputs': ['outputs']}" in text
+    assert "choice between hello and thankyou right for" in text
     run = next(art.glob("runs/*_classroom_seed0"))
     assert (run / "model.tflite").stat().st_size > 0 and (run / "model_fp16.tflite").exists()
     assert (run / "masking" / "masking_comparison.csv").exists()

@@ -3,6 +3,7 @@ import io
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +16,11 @@ from gislr_utils.dataset import (SCHEMA, GISLRDataError, clip_summary,
                                  landmark_table, load_frames, read_clips, validate_file,
                                  write_landmark_file)
 
-REAL = config.REAL_SAMPLE_DIR
+REAL = config.REAL_SAMPLE_DIR            # 84 clips beside the repository (not on a user's clone)
 needs_real = pytest.mark.skipif(not (REAL / "train.csv").exists(),
                                 reason=f"real GISLR sample not found at {REAL}")
+SHIPPED = config.real_sample_dir()      # 16 clips shipped in the package: these tests always run
+SAMPLES = [pytest.param(SHIPPED, id="shipped"), pytest.param(REAL, id="shared84", marks=needs_real)]
 
 
 def _frames(n=3, seed=0, missing_left=True):
@@ -57,9 +60,9 @@ def test_read_clips_real_sample():
         read_clips(REAL, signs=["hello", "zipper"])
 
 
-@needs_real
-def test_load_frames_matches_pandas():
-    clips = read_clips(REAL)
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_load_frames_matches_pandas(sample):
+    clips = read_clips(sample)
     for path in clips["path"].iloc[:4]:
         frames = load_frames(path)
         expected, df = _pandas_frames(path)
@@ -70,15 +73,15 @@ def test_load_frames_matches_pandas():
         assert not np.isnan(frames[:, :468]).any()          # face always present in the sample
 
 
-@needs_real
-def test_validate_real_files():
-    for path in read_clips(REAL)["path"]:
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_validate_real_files(sample):
+    for path in read_clips(sample)["path"]:
         assert validate_file(path) == load_frames(path).shape[0]
 
 
-@needs_real
-def test_write_reproduces_real_file_exactly(tmp_path):
-    path = read_clips(REAL)["path"].iloc[0]
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_write_reproduces_real_file_exactly(tmp_path, sample):
+    path = read_clips(sample)["path"].iloc[0]
     real = pq.read_table(path)
     first = real.column("frame")[0].as_py()
     out = write_landmark_file(tmp_path / "copy.parquet", load_frames(path), first_frame=first)
@@ -86,6 +89,63 @@ def test_write_reproduces_real_file_exactly(tmp_path):
     assert copy.schema.remove_metadata() == real.schema.remove_metadata() == SCHEMA
     assert copy.equals(real.replace_schema_metadata(None))   # every value, null and row id
     assert copy.column("x").null_count == real.column("x").null_count > 0
+
+
+def test_shipped_sample_is_small_varied_and_the_original_files():
+    import hashlib
+    files = sorted(SHIPPED.glob("train_landmark_files/*/*.parquet"))
+    assert len(files) == 16
+    assert sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file()) <= 6_000_000
+    # byte for byte the files listed in SHA256SUMS (and, where ../shared is present, the originals)
+    sums = dict(line.split()[::-1] for line in (SHIPPED / "SHA256SUMS").read_text().splitlines())
+    assert sorted(sums) == sorted(str(f.relative_to(SHIPPED)) for f in files)
+    for f in files:
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        assert digest == sums[str(f.relative_to(SHIPPED))], f
+        original = REAL / f.relative_to(SHIPPED)
+        if original.exists():
+            assert original.read_bytes() == f.read_bytes(), f
+    assert (SHIPPED / "sign_to_prediction_index_map.json").read_bytes() == \
+        (SHIPPED.parent / "sign_to_prediction_index_map.json").read_bytes()   # the competition's map
+    # train.csv lists exactly these files, with the competition's rows
+    csv = pd.read_csv(SHIPPED / "train.csv")
+    assert list(csv.columns) == ["path", "participant_id", "sequence_id", "sign"]
+    assert sorted(csv["path"]) == sorted(str(f.relative_to(SHIPPED)) for f in files)
+    if (REAL / "train.csv").exists():
+        full = pd.read_csv(REAL / "train.csv").set_index("path")
+        pd.testing.assert_frame_equal(csv.set_index("path"), full.loc[csv["path"]])
+    # what the sample must cover
+    s = clip_summary(read_clips(SHIPPED))
+    assert s["sign"].value_counts().to_dict() == {"hello": 8, "thankyou": 8}
+    assert s["participant_id"].nunique() >= 6
+    assert set(s["dominant"]) == {"left", "right"}
+    hand_missing = np.where(s["dominant"] == "left", s["left_hand_missing"], s["right_hand_missing"])
+    hand_frames = np.rint(s["n_frames"] * (1 - hand_missing))
+    assert s["n_frames"].min() <= 6 and hand_frames.max() > 64      # padded and pooled clips
+    text = (SHIPPED / "ATTRIBUTION.md").read_text()
+    for words in ("CC BY 4.0", "PopSign ASL v1.0", "Deaf Professional Arts Network",
+                  "Georgia Institute of Technology", "asl-signs"):
+        assert words in text
+
+
+def test_read_clips_shipped_sample():
+    clips = read_clips(SHIPPED)
+    assert len(clips) == 16 and clips["participant_id"].nunique() == 12
+    assert dict(clips.groupby("sign")["label"].first()) == {"hello": 113, "thankyou": 214}
+    csv = pd.read_csv(SHIPPED / "train.csv")
+    assert clips["sequence_id"].tolist() == csv["sequence_id"].tolist()
+    assert all(Path(p).is_file() for p in clips["path"])
+    hello = read_clips(SHIPPED, signs=["hello"])
+    assert len(hello) == 8 and set(hello["sign"]) == {"hello"}
+    with pytest.raises(GISLRDataError, match="zipper"):        # in the map, but no clips
+        read_clips(SHIPPED, signs=["hello", "zipper"])
+    s = clip_summary(clips)
+    for row in s.itertuples():                 # independent count with pandas, every clip
+        df = pd.read_parquet(row.path, columns=["frame", "type", "x"])
+        n = df.groupby("type")["x"].count()
+        assert row.n_frames == df["frame"].nunique()
+        assert row.dominant == ("left" if n["left_hand"] >= n["right_hand"] else "right")
+    assert s["dominant"].value_counts().to_dict() == {"right": 9, "left": 7}
 
 
 @needs_real

@@ -1,7 +1,9 @@
 """Tests of gislr_utils.evaluation against independent NumPy computations."""
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import gislr_utils  # noqa: F401  (silences TensorFlow before it loads)
@@ -160,3 +162,92 @@ def test_seeded_predictions_of_a_model_random_at_inference(tmp_path):
     model.save(tmp_path / "m.keras")
     np.testing.assert_allclose(a, ev.predict(load_model(tmp_path / "m.keras"), X, idxs, seed=3), rtol=1e-6, atol=1e-7)
     assert ev.reseed_random_layers(model, 0) >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The seed's 250-sign report shipped as data (values typed from the seed's APPENDIX 2)
+NAN = float("nan")
+SEED_ROWS = {   # sign: (class index, precision, recall, F1, support) as the seed prints them
+    "TV": (0, 0.76, 0.95, 0.84, 60), "after": (1, 0.39, 0.37, 0.38, 59),
+    "airplane": (2, 0.98, 1.00, 0.99, 57), "cat": (38, 0.54, 0.66, 0.59, 67),
+    "cereal": (39, 0.79, 0.54, 0.64, 56), "every": (71, 0.82, 0.78, 0.80, 54),
+    "fall": (74, 0.86, 0.62, 0.72, 58), "fine": (79, 0.52, 0.89, 0.66, 53),
+    "goose": (98, 0.60, 0.05, 0.09, 62), "hello": (113, 0.62, 0.79, 0.69, 57),
+    "lips": (134, 0.47, 0.58, 0.52, 60), "owl": (165, 0.96, 0.95, 0.96, 57),
+    "person": (170, 0.36, 0.40, 0.38, 35), "rain": (183, 0.87, 0.65, 0.74, 60),
+    "thankyou": (214, 0.38, 0.90, 0.53, 52), "tiger": (219, 0.89, 0.91, 0.90, 50),
+    "tongue": (222, 0.49, 0.81, 0.61, 58), "yucky": (247, 0.44, 0.34, 0.38, 56),
+    "zipper": (249, 0.75, 0.66, 0.70, 32),
+    # repaired names (numbers as printed)
+    "bedroom": (18, 0.71, 0.61, 0.65, 61), "chocolate": (44, 0.83, 0.91, 0.87, 58),
+    "cow": (50, 0.92, 0.95, 0.93, 60), "grandma": (99, 0.58, 0.75, 0.66, 57),
+    # damaged: only what the seed prints unambiguously
+    "eye": (72, NAN, NAN, NAN, None), "face": (73, NAN, NAN, NAN, None),
+    "farm": (75, 0.87, NAN, NAN, None), "find": (78, 0.31, 0.56, 0.40, None),
+    "kitty": (129, NAN, NAN, NAN, 65), "lamp": (130, NAN, NAN, NAN, None),
+    "later": (131, NAN, NAN, NAN, None), "like": (132, NAN, NAN, NAN, None),
+    "lion": (133, 0.66, 0.92, 0.77, None), "think": (217, NAN, NAN, NAN, 55),
+    "thirsty": (218, NAN, NAN, NAN, 56), "time": (220, NAN, NAN, NAN, None),
+    "tomorrow": (221, 0.87, 0.49, 0.63, None),
+}
+DAMAGED = {"eye", "face", "farm", "find", "kitty", "lamp", "later", "like", "lion", "think",
+           "thirsty", "time", "tomorrow"}
+
+
+def test_seed_reference_matches_the_seed_report():
+    ref = ev.seed_reference()
+    assert len(ref) == 250 and list(ref.index) == [INDEX_TO_SIGN[i] for i in range(250)]
+    assert ref["class_index"].tolist() == list(range(250))
+    for sign, (idx, p, r, f, s) in SEED_ROWS.items():
+        row = ref.loc[sign]
+        assert row["class_index"] == idx, sign
+        np.testing.assert_array_equal(row[["precision", "recall", "f1"]].to_numpy(float), [p, r, f],
+                                      err_msg=sign)
+        assert (pd.isna(row["support"]) if s is None else row["support"] == s), sign
+    assert set(ref.index[ref["status"] == "damaged"]) == DAMAGED
+    assert set(ref.index[ref["status"] == "repaired"]) == {"bedroom", "chocolate", "cow", "grandma"}
+    assert (ref["status"] == "legible").sum() == 233
+    assert (ref.loc[ref["status"] != "legible", "note"] != "").all()
+    assert (ref.loc[ref["status"] == "legible", "note"] == "").all()
+    # every legible row is complete, and its F1 agrees with its precision and recall (2 decimals)
+    legible = ref[ref["status"] != "damaged"]
+    assert not legible[["precision", "recall", "f1", "support"]].isna().any().any()
+    p, r = legible["precision"].to_numpy(), legible["recall"].to_numpy()
+    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
+    assert np.abs(f1 - legible["f1"].to_numpy()).max() <= 0.011
+    assert ref["f1"].isna().sum() == 10 and ref["support"].isna().sum() == 10
+
+
+def test_seed_reference_averages_and_the_intro_agree():
+    avg = ev.seed_reference_averages()
+    assert list(avg.index) == ["accuracy", "macro avg", "weighted avg"]
+    np.testing.assert_array_equal(avg.loc["accuracy"].to_numpy(float), [NAN, NAN, 0.71, 14248])
+    np.testing.assert_array_equal(avg.loc["macro avg"].to_numpy(float), [0.74, 0.71, 0.71, 14248])
+    np.testing.assert_array_equal(avg.loc["weighted avg"].to_numpy(float), [0.74, 0.71, 0.71, 14248])
+    # The intro's result table is this file's averages (one home for the seed's numbers).
+    intro = (Path(__file__).resolve().parent.parent / "intro.md").read_text()
+    for name, label in [("accuracy", "accuracy"), ("macro avg", "macro average"),
+                        ("weighted avg", "weighted average")]:
+        line = next(l for l in intro.splitlines() if l.startswith(f"| {label} |"))
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")[1:]]
+        want = ["" if pd.isna(v) else f"{v:.2f}" for v in avg.loc[name, ["precision", "recall", "f1"]]]
+        assert cells == want, (name, cells, want)
+    assert f"{int(avg.loc['accuracy', 'support']):,} clips" in intro
+    ref = ev.seed_reference()
+    assert ref.loc[["airplane", "owl"], "f1"].min() > 0.90       # the intro's examples
+    assert ref.loc[["after", "yucky"], "f1"].max() < 0.40
+
+
+def test_compare_with_seed_keeps_shared_signs_with_a_seed_f1():
+    report = pd.DataFrame({"label": [113, 214, 72, 2], "f1-score": [0.5, 0.9, 0.4, 1.0],
+                           "support": [10, 12, 5, 7]},
+                          index=pd.Index(["hello", "thankyou", "eye", "airplane"], name="sign"))
+    cmp = ev.compare_with_seed(report)
+    assert list(cmp.index) == ["hello", "airplane", "thankyou"]           # sorted by difference
+    np.testing.assert_allclose(cmp["difference"], [0.5 - 0.69, 1.0 - 0.99, 0.9 - 0.53])
+    assert cmp.attrs["seed_f1_missing"] == 1                               # eye: damaged
+    assert cmp.loc["thankyou", "support_seed"] == 52 and cmp.loc["thankyou", "support_run"] == 12
+    with pytest.raises(ValueError, match="f1-score"):
+        ev.compare_with_seed(report.drop(columns="f1-score"))
+    with pytest.raises(ValueError, match="notasign"):
+        ev.compare_with_seed(report.rename(index={"hello": "notasign"}))

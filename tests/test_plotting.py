@@ -269,3 +269,76 @@ def test_topk_per_participant_agreement_masking():
     assert [round(b.get_height(), 3) for b in bars(ax)] == [0.6, 0.8]
     with pytest.raises(ValueError, match="lacks column"):
         plotting.plot_masking_comparison(runs, metric="top5", by="variant")
+
+
+# ------------------------------------------------------------------ real beside synthetic, seed reference
+def test_skeleton_pair_and_paired_animation():
+    rng = np.random.default_rng(5)
+    a, b = random_frame(rng, left=True), random_frame(rng, left=False, right=True)
+    fig = plotting.plot_skeleton_pair(a, b, ["real", "synthetic"])
+    assert [ax.get_title() for ax in fig.axes] == ["real", "synthetic"]
+    # the left-hand bones are drawn only in the first panel (the second frame has no left hand)
+    left = [np.isfinite(ax.lines[-2].get_xdata()).sum() for ax in fig.axes]
+    assert left[0] > 0 and left[1] == 0
+    long_clip = np.stack([random_frame(rng) for _ in range(9)])
+    short_clip = np.stack([random_frame(rng) for _ in range(3)])
+    anim = plotting.animate_clip_pair(long_clip, short_clip, ["a", "b"], max_frames=6, size=1.2, dpi=30)
+    assert plotting.animation_html(anim).count("data:image/png;base64") == 6   # both end together
+    with pytest.raises(ValueError, match="2 titles"):
+        plotting.plot_skeleton_pair(a, b, ["one"])
+    with pytest.raises(ValueError, match="shape"):
+        plotting.animate_clip_pair(long_clip[:0], short_clip, ["a", "b"])
+
+
+def test_real_vs_synthetic_boxplots_pair_boxes_per_landmark():
+    rng = np.random.default_rng(6)
+    real = {d: [rng.normal(i, 1, 50) for i in range(21)] for d in "xy"}
+    synth = {d: [rng.normal(i + 0.5, 2, 400) for i in range(21)] for d in "xy"}
+    fig = plotting.plot_real_vs_synthetic_boxplots(real, synth, "hand", names=("real", "synthetic"))
+    assert len(fig.axes) == 2
+    for ax, d in zip(fig.axes, "xy"):
+        boxes = [p for p in ax.patches if isinstance(p, PathPatch)]
+        assert len(boxes) == 42
+        medians = sorted(float(l.get_ydata()[0]) for l in ax.lines
+                         if len(l.get_xdata()) == 2 and l.get_xdata()[0] == pytest.approx(0.2 - 0.175))
+        assert medians == pytest.approx([np.median(synth[d][0])])
+    with pytest.raises(ValueError, match="one value array per landmark"):
+        plotting.plot_real_vs_synthetic_boxplots(real, {d: v[:5] for d, v in synth.items()}, "hand")
+
+
+def test_clip_comparison_bars_are_the_mean_missing_shares():
+    a = pd.DataFrame({"n_frames": [2, 10, 100], "left_hand_missing": [0.0, 0.5, 1.0],
+                      "right_hand_missing": [1.0, 1.0, 0.2], "dominant": ["left", "left", "right"]})
+    b = a.assign(n_frames=[5, 6, 7])
+    fig = plotting.plot_clip_comparison({"real": a, "synthetic": b})
+    heights = [round(p.get_height(), 6) for p in bars(fig.axes[1])[:3]]
+    # dominant missing: 0, 0.5, 0.2 -> 0.2333; other: 1, 1, 1 -> 1; left-dominant 2/3
+    assert heights == pytest.approx([0.233333, 1.0, 0.666667], abs=1e-6)
+    curve = fig.axes[0].lines[0]
+    assert list(curve.get_xdata()) == [2, 10, 100] and curve.get_ydata()[-1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="dominant"):
+        plotting.plot_clip_comparison({"x": a.drop(columns="dominant")})
+
+
+def test_seed_figures_use_the_reference_values():
+    from gislr_utils import evaluation
+    ref = evaluation.seed_reference()
+    fig = plotting.plot_seed_f1(ref, n_label=3)
+    heights = sorted(p.get_height() for p in bars(fig.axes[0]))
+    assert len(heights) == ref["f1"].notna().sum() == 240
+    assert heights == pytest.approx(sorted(ref["f1"].dropna()))
+    text = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "goose 0.09" in text and "airplane 0.99" in text and "10 signs unreadable" in fig.axes[0].get_title()
+    fig = plotting.plot_precision_recall_support(ref, n_label=2)
+    pts = fig.axes[0].collections[0].get_offsets()
+    assert len(pts) == ref[["precision", "recall", "f1"]].dropna().shape[0]
+    names = {t.get_text() for t in fig.axes[0].texts}
+    assert {"thankyou", "clean", "go", "ride"} <= names        # largest gaps either way
+    cmp = evaluation.compare_with_seed(pd.DataFrame(
+        {"f1-score": [0.2, 0.9, 0.5], "support": [3, 3, 3]},
+        index=pd.Index(["hello", "thankyou", "airplane"], name="sign")))
+    fig = plotting.plot_f1_against_seed(cmp, n_label=1)
+    xy = fig.axes[0].collections[0].get_offsets()
+    assert sorted(map(tuple, np.round(xy, 2))) == sorted(zip(cmp["f1_seed"], cmp["f1_run"]))
+    with pytest.raises(ValueError, match="empty"):
+        plotting.plot_f1_against_seed(cmp.iloc[:0])
