@@ -518,7 +518,13 @@ def set_frame_drop_at_inference(model: keras.Model, enabled: bool) -> bool:
 
 
 def load_model(path) -> keras.Model:
-    """Load a ``.keras`` file saved from :func:`build_model` (its layers are registered here)."""
+    """Load a ``.keras`` file saved from :func:`build_model` or `training.train`.
+
+    The layers are registered in this module; a trained model's file also names its loss
+    (`training.SparseCategoricalCrossentropyLS`), which importing `training` registers, so a
+    fresh process that imports only this module can load it, compiled, ready to predict or train on.
+    """
+    from . import training  # noqa: F401  (registers the training loss for deserialisation)
     return keras.saving.load_model(path)
 
 
