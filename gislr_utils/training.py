@@ -585,10 +585,14 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
     ``artifacts_dir`` is locked while the run trains: a second run there stops at once with
     `runs.FolderInUseError`.
 
-    GPU options, off by default (the seed's numbers are float32): ``mixed_precision=True`` builds
-    the model under Keras' ``mixed_float16`` policy (float32 softmax output, loss scaling by
-    Keras 3's LossScaleOptimizer; the global policy is restored afterwards); ``jit_compile=True``
-    compiles the train step with XLA. ``verbose``: 0 silent, 1 or 2 one line per epoch;
+    GPU options, off by default (the seed's numbers are float32): ``mixed_precision=True`` trains
+    the model under Keras' ``mixed_float16`` policy (float32 softmax output, attention and
+    normalisation, loss scaling by Keras 3's LossScaleOptimizer; the global policy is restored
+    afterwards) and saves the plain float32 model with the trained (float32 master) weights, so
+    the file loads and exports as any other; ``jit_compile=True``
+    compiles the train step with XLA, which does not run with op determinism (so the
+    ``deterministic`` switch is ignored then, and a process where it is already on gets a clear
+    error). ``verbose``: 0 silent, 1 or 2 one line per epoch;
     ``progress_every``: seconds between progress lines inside long epochs; ``callbacks``: extra
     Keras callbacks, run after the checkpoint.
     """
@@ -641,7 +645,16 @@ def _fit(prepared, preset, cfg, overrides, spec, seed, stats, train_idx, val_idx
     X, idxs, y = prepared.X, prepared.idxs, np.asarray(prepared.y)
     pid = np.asarray(prepared.participant_id)
     keras.utils.set_random_seed(int(seed))
-    if deterministic:
+    if jit_compile:
+        # Keras silently drops XLA when op determinism is on, and TensorFlow cannot switch it off
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+        if is_op_determinism_enabled():
+            raise RuntimeError("jit_compile=True: TensorFlow op determinism is on in this process (an "
+                               "earlier deterministic training switched it on; it cannot be switched "
+                               "off), and XLA does not run with it: train in a fresh process")
+        if verbose and deterministic:
+            print("XLA: TensorFlow op determinism stays off (XLA does not run with it)")
+    elif deterministic:
         tf.config.experimental.enable_op_determinism()
     if verbose:
         held = np.unique(pid[val_idx]).tolist()
@@ -689,6 +702,13 @@ def _fit(prepared, preset, cfg, overrides, spec, seed, stats, train_idx, val_idx
                   callbacks=callbacks, shuffle=False, verbose=0)
 
     model.load_weights(checkpoint.best_path)          # the best epoch's weights
+    if mixed_precision:
+        # mixed precision keeps float32 master weights: the saved model is the plain float32 model
+        # with them (it loads, predicts and exports as any other; float16 was for the train step)
+        plain = _build(preset, stats, overrides, cfg, False, False)
+        plain.set_weights(model.get_weights())
+        plain.optimizer.build(plain.trainable_variables)
+        model = plain
     history = pd.DataFrame(report.rows)
     train_seconds = float(history["seconds"].sum())
     best_epoch = int(checkpoint.best_epoch)
