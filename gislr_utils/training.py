@@ -371,7 +371,7 @@ class Progress(keras.callbacks.Callback):
     """
 
     def __init__(self, steps: int, batch_size: int, epochs: int, initial_epoch: int = 0,
-                 every: float = 30.0, warmup: int = 2, measure: int = 5, verbose: int = 1):
+                 every: float = 30.0, warmup: int = 2, measure: int = 3, verbose: int = 1):
         super().__init__()
         self.steps, self.batch_size, self.epochs = int(steps), int(batch_size), int(epochs)
         self.initial_epoch, self.every, self.verbose = int(initial_epoch), float(every), verbose
@@ -516,24 +516,40 @@ class TrainResult:
 def data_fingerprint(prepared) -> str:
     """Short hash telling whether saved artifacts were made from `prepared` (one rule for all of them).
 
-    Covers the clips' participants, sequence ids and labels, the array shapes and the arrays'
-    contents: for a `preprocessing.PreparedData` from `prepare_dataset` the key of its cache
-    folder (which hashes train.csv, the sign map and the size and modification time of *every*
-    landmark file, so a changed clip changes it), plus up to 64 evenly spaced clips; for arrays
-    made otherwise, all of ``X`` and ``idxs``.
+    Covers the clips' participants, sequence ids and labels, the array shapes and *all* of the
+    arrays' contents (``X`` and ``idxs``), so a change of any clip changes it, and nothing else
+    does: arrays prepared again from the same files (moved, re-mounted, touched) give the same
+    fingerprint, and a run made from them is still reused or resumed. For a
+    `preprocessing.PreparedData` from `prepare_dataset`, the hash of the contents is computed
+    once and kept beside the cached arrays (``fingerprint.json``; the folder's arrays never
+    change under its key).
     """
     arrays = [np.asarray(a, dtype=np.int64) for a in (prepared.participant_id, prepared.sequence_id, prepared.y)]
     X, idxs = prepared.X, prepared.idxs
-    step = max(1, len(X) // 64)
     parts = {"clips": runs.hash_arrays(*arrays), "shapes": [list(X.shape), list(idxs.shape)],
-             "sample": runs.hash_arrays(np.asarray(X[::step], np.float32), np.asarray(idxs[::step], np.float32))}
+             "contents": _contents_hash(prepared)}
+    return runs.key_of(parts)
+
+
+def _contents_hash(prepared) -> str:
+    X, idxs = prepared.X, prepared.idxs
     cache_dir = getattr(prepared, "cache_dir", None)
     meta = runs.read_manifest(Path(cache_dir) / "meta.json") if cache_dir is not None else None
-    if meta is not None and meta.get("key") == Path(cache_dir).name:
-        parts["prepared"] = meta["key"]
-    else:
-        parts["contents"] = runs.hash_arrays(X, idxs)
-    return runs.key_of(parts)
+    if meta is None or meta.get("key") != Path(cache_dir).name:
+        return runs.hash_arrays(X, idxs)
+    step = max(1, len(X) // 64)            # a cheap check that `prepared` holds the cached arrays
+    sample = runs.hash_arrays(np.asarray(X[::step], np.float32), np.asarray(idxs[::step], np.float32))
+    sidecar = Path(cache_dir) / "fingerprint.json"
+    saved = runs.read_manifest(sidecar)
+    if saved and saved.get("key") == meta["key"] and saved.get("sample") == sample:
+        return saved["contents"]
+    contents = runs.hash_arrays(X, idxs)
+    if saved is None:
+        try:
+            runs.write_text(sidecar, json.dumps({"key": meta["key"], "sample": sample, "contents": contents}))
+        except OSError:                    # a read-only cache: hash again next time
+            pass
+    return contents
 
 
 def _artifact_paths(artifacts_dir: Path) -> dict:

@@ -386,3 +386,17 @@ def test_xla_trains_a_few_steps(tmp_path):
     prep = _fake_prepared(participants=5)
     with pytest.raises(ValueError, match="jit_compile='yes' must be True or False"):
         tr.train(prep, "classroom", tmp_path, epochs=1, verbose=0, jit_compile="yes", **TINY)
+
+
+@needs_real
+def test_data_fingerprint_follows_contents_not_file_times(tmp_path):
+    """Re-prepared arrays from untouched contents keep the fingerprint: a run there is still resumed."""
+    from gislr_utils.preprocessing import prepare_dataset
+    data = _copy_sample(tmp_path / "data", participants=2)
+    a = prepare_dataset(data, tmp_path / "art", progress=False)
+    fa = tr.data_fingerprint(a)
+    assert (a.cache_dir / "fingerprint.json").exists() and tr.data_fingerprint(a) == fa
+    path = Path(a.clips.path.iloc[0])
+    os.utime(path, (time.time() + 5, time.time() + 5))            # touched: prepared anew
+    b = prepare_dataset(data, tmp_path / "art", progress=False)
+    assert b.cache_dir != a.cache_dir and tr.data_fingerprint(b) == fa
