@@ -241,7 +241,7 @@ def test_chapter_4_training_on_the_real_sample(real_dir):
     check_clean(nb, min_images=2)
     text = text_of(nb)
     assert "epoch 1/1" in text and "held-out participants:" in text
-    run = next(art.glob("runs/*_classroom_seed0"))
+    run = next(art.glob("runs/*_classroom_seed0_epochs1"))
     for name in ("model.keras", "history.csv", "stats.npz", "split.npz", "train_config.json"):
         assert (run / name).exists(), name
 
@@ -255,7 +255,7 @@ def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
     text = text_of(nb)
     assert "loaded the model trained in chapter 4" in text
     assert "'serving_default': {'inputs': ['inputs'], 'outputs': ['outputs']}" in text
-    run = next(art.glob("runs/*_classroom_seed0"))
+    run = next(art.glob("runs/*_classroom_seed0_epochs1"))
     assert (run / "model.tflite").stat().st_size > 0 and (run / "model_fp16.tflite").exists()
     assert (run / "masking" / "masking_comparison.csv").exists()
 
