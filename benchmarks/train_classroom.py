@@ -61,7 +61,7 @@ def main(argv=None):
 
     out = args.out or args.artifacts_dir / "bench_train"
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
-    res = training.train(prepared, args.preset, out, seed=args.seed, epochs=args.epochs,
+    res = training.train(prepared, args.preset, out, seed=args.seed, epochs=args.epochs, restart=True,
                          verbose=0 if args.quiet else 1, **overrides)
     wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     ev = evaluation.evaluate(res.model, prepared.X[res.val_idx], prepared.idxs[res.val_idx],

@@ -10,16 +10,21 @@ Layout of ``artifacts_dir`` (default ``config.DEFAULT_ARTIFACTS_DIR``, ``./artif
 
     synthetic_seed<seed>/            the embedded synthetic data set (data_dir=None), generated once
     prepared/<key>/                  preprocessed arrays, keyed by the data (preprocessing.prepare_dataset)
-    runs/<data>_<preset>_seed<seed>/ one experiment: stats.npz, model.keras, history.csv, split.npz,
-                                     train_config.json, metrics.json, model.tflite, masking/
+    runs/<data>_<preset>_seed<seed>[_epochs<E>]/
+                                     one experiment: stats.npz, model.keras, history.csv, split.npz,
+                                     train_config.json, metrics.json, model.tflite, masking/,
+                                     checkpoint/ (while a run trains or after it was interrupted)
 
-A run folder is keyed by the data set, the preset and the seed, so runs of different presets or
-data sets never overwrite each other's model. The intro explains how the chapters use this.
+A run folder is named by the data set, the preset, the seed and the number of epochs (the suffix
+only when ``epochs`` differs from the preset's), so runs of different presets, data sets or
+lengths never overwrite each other's model, and chapters 4, 5 and 6 given the same parameters
+find the same run. Every file in it is an artefact of `runs`: keyed on what it was made from
+(a manifest beside it, or the run's ``train_config.json``), written atomically, rebuilt with a
+message when its inputs changed. The intro explains how the chapters use this.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import warnings
@@ -30,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import config as _config
+from . import runs
 from .config import show_path
 
 # tqdm.auto warns "IProgress not found" on import in a kernel without ipywidgets; the chapters
@@ -42,12 +48,33 @@ class ParameterError(ValueError):
     """A chapter parameter has a bad value; the message names the parameter and what is allowed."""
 
 
+# The allowed range of every integer parameter of the chapters (and of `setup`), one table for all:
+# `check_int` uses it when no bound is given, and a test checks that every integer parameter of a
+# chapter's `parameters` cell has an entry. Bounds are generous; they stop values that would fail
+# later with a cryptic error (``epochs=10**20``: "Maximum allowed dimension exceeded" in a plot).
+PARAMETER_RANGES: dict[str, tuple[int, int]] = {
+    "seed": (0, 2**32 - 1),             # NumPy's and Keras' seeds are 32-bit
+    "epochs": (1, 10_000),
+    "masking_epochs": (1, 10_000),
+    "n_summary": (1, 10_000_000),
+    "boxplot_clips": (1, 10_000_000),
+    "n_confused": (2, 250),             # signs in a heatmap: there are 250
+    "latency_clips": (1, 100_000),
+}
+
+
 # ----------------------------------------------------------------------------------------------
 # Parameter checks
 # ----------------------------------------------------------------------------------------------
 def check_int(name: str, value, minimum: int | None = None, maximum: int | None = None,
               allow_none: bool = False):
-    """`value` as an int, or ParameterError naming `name` (bools and non-integral floats refused)."""
+    """`value` as an int, or ParameterError naming `name` (bools and non-integral floats refused).
+
+    A bound not given comes from `PARAMETER_RANGES` when `name` is there.
+    """
+    lo, hi = PARAMETER_RANGES.get(name, (None, None))
+    minimum = lo if minimum is None else minimum
+    maximum = hi if maximum is None else maximum
     if value is None and allow_none:
         return None
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
@@ -200,6 +227,14 @@ def _data_tag(data_dir: Path, synthetic: bool) -> str:
     return f"{name}-{digest}"
 
 
+def run_folder_name(data_tag: str, preset: str, seed: int, epochs: int | None = None) -> str:
+    """``<data>_<preset>_seed<seed>``, plus ``_epochs<E>`` when `epochs` differs from the preset's."""
+    name = f"{data_tag}_{preset}_seed{seed}"
+    if epochs is not None and int(epochs) != _config.PRESETS[preset]["epochs"]:
+        name += f"_epochs{int(epochs)}"
+    return name
+
+
 def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: int = 0,
           epochs=None) -> Context:
     """Check a chapter's parameters and return its :class:`Context`; every chapter calls it first.
@@ -209,16 +244,18 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
       ``"real-sample"`` for the 16 genuine clips shipped with the package (`config.real_sample_dir`);
     * ``artifacts_dir``: where chapters keep what they make (None: ``./artifacts``);
     * ``preset``: "classroom" (laptop CPU) or "seed" (the report's model, for a GPU);
-    * ``seed``: an integer >= 0; it seeds the synthetic set, the batches and the weights;
-    * ``epochs``: None (the preset's) or an integer >= 1.
+    * ``seed``: an integer in [0, 2**32 - 1]; it seeds the synthetic set, the batches and the weights;
+    * ``epochs``: None (the preset's) or an integer in [1, 10000]; part of the run's identity: the
+      run folder is ``runs/<data>_<preset>_seed<seed>`` plus ``_epochs<E>`` when it differs from
+      the preset's (`run_folder_name`), so chapters 4-6 given the same ``epochs`` use one run.
 
     A bad value raises :class:`ParameterError` naming the parameter, before any work is done.
     Also silences warnings (:func:`quiet`), sets the figure style and, in a notebook kernel, sends
     native C++ log lines to ``<artifacts_dir>/logs/native-stderr.log`` (:func:`native_logs_to_file`).
     """
     check_choice("preset", preset, _config.PRESETS)
-    seed = check_int("seed", seed, minimum=0)
-    epochs = check_int("epochs", epochs, minimum=1, allow_none=True)
+    seed = check_int("seed", seed)
+    epochs = check_int("epochs", epochs, allow_none=True)
     artifacts = _check_artifacts_dir(artifacts_dir)
     synthetic = data_dir is None
     if isinstance(data_dir, str) and data_dir == _config.REAL_SAMPLE_NAME:
@@ -236,7 +273,7 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
     settings = _config.get_preset(preset)
     if epochs is not None:
         settings["epochs"] = epochs
-    run_dir = artifacts / "runs" / f"{_data_tag(data, synthetic)}_{preset}_seed{seed}"
+    run_dir = artifacts / "runs" / run_folder_name(_data_tag(data, synthetic), preset, seed, epochs)
     return Context(data_dir=data, artifacts_dir=artifacts, run_dir=run_dir, preset=preset,
                    settings=settings, seed=seed, synthetic=synthetic, epochs=epochs)
 
@@ -281,68 +318,103 @@ def stats_path(ctx: Context) -> Path:
     return ctx.run_dir / "stats.npz"
 
 
-def get_stats(ctx: Context, recompute: bool = False) -> dict:
+def stats_spec(ctx: Context) -> dict:
+    """What the run's statistics are made from: the data (`training.data_fingerprint`) and the
+    training rows (`runs.hash_arrays`); the manifest beside ``stats.npz`` records it."""
+    from . import training
+    train_idx, _ = get_split(ctx)
+    return {"artefact": "statistics", "data": training.data_fingerprint(get_prepared(ctx)),
+            "train_rows": runs.hash_arrays(np.asarray(train_idx, np.int64)), "version": 1}
+
+
+def get_stats(ctx: Context, recompute: bool = False, verbose: int = 1) -> dict:
     """Mean/std of the non-zero x, y of each landmark over the *training* clips (chapter 2).
 
-    Loaded from ``<run folder>/stats.npz`` when it is there, else computed with
-    `statistics.compute_stats` on the training participants' clips and saved there
-    (`statistics.save_stats`), where chapter 4's training reads the same numbers.
+    Loaded from ``<run folder>/stats.npz`` when its manifest (``stats.npz.manifest.json``) says it
+    was made from this data set and these training clips, else computed with
+    `statistics.compute_stats` on the training participants' clips and saved there atomically
+    (`statistics.save_stats`), where chapter 4's training reads the same numbers. Statistics of
+    other data (a landmark file or train.csv changed since) are recomputed, with a message.
     """
-    from . import statistics
+    from . import statistics, training
+    if "stats" in ctx._cache and not recompute:
+        return ctx._cache["stats"]
     path = stats_path(ctx)
+    spec = stats_spec(ctx)
+    manifest = runs.manifest_path(path)
     if path.exists() and not recompute:
-        return statistics.load_stats(path)
+        why = runs.check_manifest(manifest, spec)
+        if why is None:
+            stats = statistics.load_stats(path)
+            if runs.read_manifest(manifest).get("fingerprint") == training.stats_fingerprint(stats):
+                ctx._cache["stats"] = stats
+                return stats
+            why = "changed since its manifest was written"
+        if verbose:
+            print(f"the statistics in {show_path(path)} are {why}: recomputing them")
     prepared = get_prepared(ctx)
     train_idx, _ = get_split(ctx)
     stats = statistics.compute_stats(prepared.X[train_idx])
-    statistics.save_stats(stats, path)
+    with runs.atomic_path(path) as tmp:
+        statistics.save_stats(stats, tmp)
+    runs.write_manifest(manifest, spec, fingerprint=training.stats_fingerprint(stats))
+    ctx._cache["stats"] = stats
     return stats
 
 
-def train(ctx: Context, epochs=None, verbose: int = 1, **overrides):
+def train(ctx: Context, restart=False, mixed_precision=False, jit_compile=False, verbose: int = 1,
+          **overrides):
     """Train this run's model (chapter 4): `training.train` into the run folder; returns its TrainResult.
 
-    ``epochs`` (None: ``ctx.epochs``, else the preset's) and ``overrides`` (preset settings) are
-    passed on. Uses the statistics of :func:`get_stats`, so the numbers the book shows are the model's.
+    The epochs are ``ctx.epochs`` (None: the preset's); ``overrides`` (preset settings or model
+    options) are passed on. Uses the statistics of :func:`get_stats`, so the numbers the book
+    shows are the model's. A finished run of the same identity (chapter 3 may have trained it already
+    through :func:`get_trained`) is reused, an interrupted one continues from its last finished
+    epoch; ``restart=True`` trains from scratch. ``mixed_precision`` and ``jit_compile`` are the
+    GPU options of `training.train` (off by default).
     """
     from . import training
-    epochs = check_int("epochs", epochs if epochs is not None else ctx.epochs, minimum=1, allow_none=True)
+    restart = check_bool("restart", restart)
+    mixed_precision = check_bool("mixed_precision", mixed_precision)
+    jit_compile = check_bool("jit_compile", jit_compile)
+    cached = ctx._cache.get("trained")
+    if (cached is not None and not restart and not overrides
+            and cached.spec.get("execution") == {"mixed_precision": mixed_precision,
+                                                 "jit_compile": jit_compile}):
+        if verbose:
+            print(f"reusing the model trained above ({show_path(ctx.run_dir)})")
+        return cached
     result = training.train(get_prepared(ctx), ctx.preset, ctx.run_dir, seed=ctx.seed, stats=get_stats(ctx),
-                            epochs=epochs, verbose=verbose, **overrides)
+                            epochs=ctx.epochs, verbose=verbose, restart=restart,
+                            mixed_precision=mixed_precision, jit_compile=jit_compile, **overrides)
     ctx._cache["trained"] = result
     ctx._cache.pop("evaluation", None)
     return result
 
 
-def _saved_run_matches(ctx: Context) -> bool:
-    """A complete run in the run folder, made from this data set, preset, settings, seed and statistics.
-
-    The number of epochs may differ (chapter 4 may have been run with ``epochs``): chapters 5 and 6
-    evaluate whatever chapter 4 trained, and their tables say how many epochs that was.
-    """
+def run_spec(ctx: Context) -> dict:
+    """The identity (`training.run_key`) of the run this context's parameters ask for."""
     from . import training
-    needed = ("model.keras", "history.csv", "stats.npz", "split.npz", "train_config.json")
-    if not all((ctx.run_dir / name).exists() for name in needed):
-        return False
-    saved = json.loads((ctx.run_dir / "train_config.json").read_text())
-    cfg, options = training.resolve_settings(ctx.preset)
-    key = training.run_key(get_prepared(ctx), ctx.preset, cfg, options, ctx.seed, get_stats(ctx))
-    ignore_epochs = lambda settings: {k: v for k, v in (settings or {}).items() if k != "epochs"}  # noqa: E731
-    return (all(saved.get(k) == key[k] for k in ("preset", "options", "seed", "data", "stats"))
-            and ignore_epochs(saved.get("settings")) == ignore_epochs(key["settings"]))
+    cfg, options = training.resolve_settings(ctx.preset, ctx.epochs)
+    return training.run_key(get_prepared(ctx), ctx.preset, cfg, options, ctx.seed, get_stats(ctx))
 
 
 def get_trained(ctx: Context, verbose: int = 1):
     """The trained model of this data set, preset and seed (chapters 5 and 6); trained now if missing.
 
     Loads ``<run folder>/model.keras`` and its history, statistics and split
-    (`training.load_trained`) when they were made from the same data; otherwise trains the preset
-    (with ``ctx.epochs`` if given), printing one line per epoch. Returns a `training.TrainResult`.
+    (`training.load_trained`) when the run's manifest records the same identity (data, preset,
+    settings with ``ctx.epochs``, seed, statistics: `run_spec`); otherwise trains the preset,
+    printing one line per epoch (and what changed, when an older run was there). Returns a
+    `training.TrainResult`.
     """
     if "trained" in ctx._cache:
         return ctx._cache["trained"]
     from . import training
-    if _saved_run_matches(ctx):
+    # the GPU options (mixed precision, XLA) change how a run trained, not what it is: a chapter
+    # that evaluates accepts either (its tables say which)
+    why = training.why_not_reusable(ctx.run_dir, run_spec(ctx), ignore=("execution",))
+    if why is None:
         result = training.load_trained(ctx.run_dir)
         if verbose:
             epochs = len(result.history)
@@ -352,8 +424,12 @@ def get_trained(ctx: Context, verbose: int = 1):
         ctx._cache["trained"] = result
         return result
     if verbose:
-        print(f"no trained model in {show_path(ctx.run_dir)} yet: training the {ctx.preset} preset "
-              "now, as chapter 4 does")
+        if (ctx.run_dir / "train_config.json").exists():
+            print(f"the run in {show_path(ctx.run_dir)} is {why}: training the {ctx.preset} preset "
+                  "anew, as chapter 4 does")
+        else:
+            print(f"no trained model in {show_path(ctx.run_dir)} yet: training the {ctx.preset} preset "
+                  "now, as chapter 4 does")
     return train(ctx, verbose=verbose)
 
 
@@ -391,8 +467,39 @@ def write_metrics(ctx: Context, ev, result=None) -> Path:
     """Write chapter 5's metrics.json into the run folder (`evaluation.write_metrics`) and return its path."""
     from . import evaluation
     result = result or get_trained(ctx)
+    path = metrics_path(ctx)
+    with runs.atomic_path(path) as tmp:
+        _write_metrics(evaluation, tmp, ctx, ev, result)
+    runs.write_manifest(runs.manifest_path(path), {"artefact": "metrics", "run": _run_key_of(result),
+                                                   "seed": ctx.seed, "rows": runs.hash_arrays(
+                                                       validation_rows(ctx, result))})
+    return path
+
+
+def _run_key_of(result) -> str:
+    return runs.key_of(result.spec) if result.spec else "unknown"
+
+
+def export_tflite(ctx: Context, result=None, fp16: bool = False) -> Path:
+    """The run's TFLite file (`export.export_tflite`), cached: ``model.tflite`` or
+    ``model_fp16.tflite`` in the run folder, with a manifest naming the model it was exported
+    from; exported again (atomically) when that model changed (chapter 6)."""
+    from . import export
+    result = result or get_trained(ctx)
+    path = ctx.run_dir / ("model_fp16.tflite" if fp16 else "model.tflite")
+    spec = {"artefact": "tflite", "run": _run_key_of(result), "fp16": bool(fp16), "version": 1}
+    manifest = runs.manifest_path(path)
+    if path.exists() and result.spec and runs.check_manifest(manifest, spec) is None:
+        return path
+    with runs.atomic_path(path) as tmp:
+        export.export_tflite(result.model, tmp, fp16=fp16)
+    runs.write_manifest(manifest, spec)
+    return path
+
+
+def _write_metrics(evaluation, path, ctx, ev, result):
     return evaluation.write_metrics(
-        metrics_path(ctx), ev.metrics, seed=ctx.seed, preset=ctx.preset,
+        path, ev.metrics, seed=ctx.seed, preset=ctx.preset,
         data="synthetic" if ctx.synthetic else ctx.data_dir.name,
         epochs=int(len(result.history)), best_epoch=result.best_epoch,
         validation="held-out participants" if len(result.val_idx) else "training clips (one participant)",

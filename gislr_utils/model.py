@@ -93,6 +93,17 @@ def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed"):
     return tf.matmul(weights, v)
 
 
+def _attention_float32(q, k, v, frame_mask, mask_mode):
+    """`scaled_dot_product_attention` computed in float32 whatever the layer's compute dtype.
+
+    Under mixed precision (``mixed_float16``, `training.train`'s GPU option) q, k and v are float16;
+    the -1e9 mask term and the softmax need float32 (float16 ends at 65,504). In float32 the casts
+    do nothing, so the model, its numbers and its TFLite file are unchanged.
+    """
+    f32 = [tf.cast(t, tf.float32) for t in (q, k, v, frame_mask)]
+    return tf.cast(scaled_dot_product_attention(*f32, mask_mode), q.dtype)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head self-attention with the original's masking (Chapter 3).
@@ -146,12 +157,12 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def call(self, x, frame_mask):
         if self.impl == "per_head":
-            heads = [scaled_dot_product_attention(self.wq[i](x), self.wk[i](x), self.wv[i](x),
-                                                  frame_mask, self.mask_mode)
+            heads = [_attention_float32(self.wq[i](x), self.wk[i](x), self.wv[i](x),
+                                        frame_mask, self.mask_mode)
                      for i in range(self.num_heads)]
             return self.wo(tf.concat(heads, axis=-1))
         q, k, v = (self._split_heads(w(x)) for w in (self.wq, self.wk, self.wv))
-        z = scaled_dot_product_attention(q, k, v, frame_mask, self.mask_mode)   # [B, H, T, d]
+        z = _attention_float32(q, k, v, frame_mask, self.mask_mode)   # [B, H, T, d]
         z = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [-1, tf.shape(x)[1], self.units])
         return self.wo(z)
 
@@ -488,9 +499,10 @@ def build_model(preset: str = "classroom", stats: dict | None = None, **override
 
     frames = keras.Input([T, N_COLS, 3], dtype="float32", name="frames")
     idxs = keras.Input([T], dtype="float32", name="non_empty_frame_idxs")
-    frame_mask = FrameMask(cfg["frame_drop"], drop_at_inference, name="frame_mask")(idxs)
+    frame_mask = FrameMask(cfg["frame_drop"], drop_at_inference, name="frame_mask",
+                           dtype="float32")(idxs)
     lips, hand, pose = LandmarkNormalisation(stats.get("mean"), stats.get("std"),
-                                             name="normalisation")(frames)
+                                             name="normalisation", dtype="float32")(frames)
     x = FrameEmbedding(cfg["units"], cfg["lips_units"], cfg["hands_units"], cfg["pose_units"],
                        input_size=T, name="embedding")(lips, hand, pose, idxs)
     x = Transformer(cfg["num_blocks"], cfg["units"], cfg["num_heads"], cfg["mlp_ratio"],
@@ -498,7 +510,8 @@ def build_model(preset: str = "classroom", stats: dict | None = None, **override
     x = MaskedMeanPooling(name="pooling")(x, frame_mask)
     x = keras.layers.Dropout(cfg["classifier_dropout"], name="classifier_dropout")(x)
     outputs = keras.layers.Dense(cfg["num_classes"], activation="softmax",
-                                 kernel_initializer=_glorot(), name="classifier")(x)
+                                 kernel_initializer=_glorot(), name="classifier",
+                                 dtype="float32")(x)
     return keras.Model([frames, idxs], outputs, name=options.get("name", f"gislr_{preset}"))
 
 
@@ -576,7 +589,13 @@ def attention_weights(model: keras.Model, frames, idxs, block: int = 0,
 
 
 def load_model(path) -> keras.Model:
-    """Load a ``.keras`` file saved from :func:`build_model` (its layers are registered here)."""
+    """Load a ``.keras`` file saved from :func:`build_model` or `training.train`.
+
+    The layers are registered in this module; a trained model's file also names its loss
+    (`training.SparseCategoricalCrossentropyLS`), which importing `training` registers, so a
+    fresh process that imports only this module can load it, compiled, ready to predict or train on.
+    """
+    from . import training  # noqa: F401  (registers the training loss for deserialisation)
     return keras.saving.load_model(path)
 
 

@@ -58,7 +58,6 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import dataset
+from . import dataset, runs
 from ._tf import keras, tf
 from .dataset import GISLRDataError
 from .landmarks import (
@@ -480,7 +479,8 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
         clips=kept, skipped=skipped, cache_dir=cache_dir,
     )
     # write to a temporary folder, then rename: an interrupted run leaves no half cache
-    tmp = cache_dir.parent / f".{key}.{uuid.uuid4().hex}.tmp"
+    runs.clean_stale_temporaries(cache_dir.parent)     # left by killed preparations
+    tmp = runs.temp_path(cache_dir)
     tmp.mkdir(parents=True)
     try:
         for name in _ARRAYS:

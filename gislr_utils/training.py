@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
 from . import config as _config
+from . import runs
 from .config import show_path
 from ._tf import keras, tf
 
@@ -111,10 +114,43 @@ class BalancedSignBatches:
         self.labels = np.repeat(self.signs, self.n).astype(np.int32)   # sign order, n each
         self.steps_per_epoch = max(1, len(rows) // self.batch_size)
         self.rng = np.random.default_rng(seed)
+        self.drawn = 0                       # batches drawn so far (continued by `set_state`)
+        self._marks: dict[int, dict] = {}    # generator state at epoch boundaries, for checkpoints
+        self._lock = threading.Lock()        # batches may be drawn ahead, in tf.data's thread
 
     def sample_rows(self) -> np.ndarray:
         """Row indices of the next batch: ``n`` draws with replacement from each present sign."""
-        return np.concatenate([self.rng.choice(r, self.n) for r in self.rows_of_sign])
+        with self._lock:
+            if self.drawn % self.steps_per_epoch == 0:          # an epoch starts with this batch
+                self._marks[self.drawn] = self.rng.bit_generator.state
+                for old in [k for k in self._marks if k < self.drawn - 4 * self.steps_per_epoch]:
+                    del self._marks[old]
+            rows = np.concatenate([self.rng.choice(r, self.n) for r in self.rows_of_sign])
+            self.drawn += 1
+            return rows
+
+    def get_state(self, at_batch: int | None = None) -> dict:
+        """The generator's state (JSON-able) before batch `at_batch` (default: the next batch).
+
+        Batches may already have been drawn ahead (`batch_dataset` prefetches them); the states at
+        the start of recent epochs are kept, so a checkpoint taken at the end of an epoch records
+        the state from which the next epoch's batches are drawn, whatever was prefetched.
+        """
+        with self._lock:
+            n = self.drawn if at_batch is None else int(at_batch)
+            if n == self.drawn:
+                return {"drawn": n, "bit_generator": self.rng.bit_generator.state}
+            if n in self._marks:
+                return {"drawn": n, "bit_generator": self._marks[n]}
+            raise ValueError(f"the sampler's state before batch {n} is no longer known "
+                             f"({self.drawn} batches drawn)")
+
+    def set_state(self, state: dict) -> None:
+        """Continue from a state of `get_state` (a resumed run draws the same batches)."""
+        with self._lock:
+            self.rng.bit_generator.state = state["bit_generator"]
+            self.drawn = int(state["drawn"])
+            self._marks = {}
 
     def __iter__(self):
         while True:
@@ -122,6 +158,25 @@ class BalancedSignBatches:
             yield ({"frames": np.asarray(self.X[rows], dtype=np.float32),
                     "non_empty_frame_idxs": np.asarray(self.idxs[rows], dtype=np.float32)},
                    self.labels.copy())
+
+
+def batch_dataset(sampler: BalancedSignBatches, prefetch: int = 2):
+    """The sampler's batches as a ``tf.data.Dataset``, drawn ahead of the training step.
+
+    ``from_generator`` over one iterator of `sampler` (so the batches and their order are those of
+    ``iter(sampler)``: deterministic for a seed), then ``prefetch(prefetch)``: while the model runs
+    step k, a background thread gathers batch k+1 (and up to `prefetch` batches), so a GPU does
+    not wait for NumPy's fancy indexing. `train` feeds the model with it; benchmarks time it.
+    """
+    if int(prefetch) < 0:
+        raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+    B = sampler.batch_size
+    T, C, D = (int(d) for d in np.shape(sampler.X)[1:])
+    signature = ({"frames": tf.TensorSpec([B, T, C, D], tf.float32),
+                  "non_empty_frame_idxs": tf.TensorSpec([B, T], tf.float32)},
+                 tf.TensorSpec([B], tf.int32))
+    ds = tf.data.Dataset.from_generator(lambda: iter(sampler), output_signature=signature)
+    return ds.prefetch(int(prefetch)) if int(prefetch) else ds
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,11 +276,21 @@ def make_metrics():
             keras.metrics.SparseTopKCategoricalAccuracy(k=10, name="top_10_acc")]
 
 
-def compile_model(model: keras.Model, cfg: dict) -> keras.Model:
-    """Compile with the preset's loss, AdamW and metrics (chapter 4); returns the model."""
+def compile_model(model: keras.Model, cfg: dict, jit_compile: bool = False) -> keras.Model:
+    """Compile with the preset's loss, AdamW and metrics (chapter 4); returns the model.
+
+    ``jit_compile=True`` compiles the train step with XLA (faster on most GPUs). A model built
+    under the ``mixed_float16`` policy gets Keras 3's ``LossScaleOptimizer`` around AdamW
+    (``compile`` does that by itself).
+    """
     model.compile(loss=SparseCategoricalCrossentropyLS(cfg["num_classes"], cfg["label_smoothing"]),
-                  optimizer=make_optimizer(cfg), metrics=make_metrics())
+                  optimizer=make_optimizer(cfg), metrics=make_metrics(), jit_compile=bool(jit_compile))
     return model
+
+
+def _base_optimizer(opt):
+    """AdamW itself, also when a LossScaleOptimizer wraps it (mixed precision)."""
+    return getattr(opt, "inner_optimizer", opt)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,18 +303,20 @@ class EpochReport(keras.callbacks.Callback):
     best validation accuracy (the epoch the checkpoint keeps).
     """
 
-    def __init__(self, epochs: int, history_path=None, verbose: int = 1, monitor: str = "val_acc"):
+    def __init__(self, epochs: int, history_path=None, verbose: int = 1, monitor: str = "val_acc",
+                 rows=None, best: float = -np.inf):
         super().__init__()
         self.epochs, self.history_path, self.verbose, self.monitor = epochs, history_path, verbose, monitor
-        self.rows: list[dict] = []
-        self.best = -np.inf
+        self.rows: list[dict] = list(rows or [])          # a resumed run starts with its history
+        self.best = best
+        self.improved = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        opt = self.model.optimizer
+        opt = _base_optimizer(self.model.optimizer)
         lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
         logs.setdefault("learning_rate", lr)
         logs["weight_decay"] = float(opt.weight_decay or 0.0) * lr        # per-step decay (seed meaning)
@@ -259,10 +326,11 @@ class EpochReport(keras.callbacks.Callback):
         row = {"epoch": epoch + 1, **{k: float(logs[k]) for k in keys}, "seconds": seconds}
         self.rows.append(row)
         if self.history_path is not None:
-            pd.DataFrame(self.rows).to_csv(self.history_path, index=False)
+            runs.write_text(self.history_path, pd.DataFrame(self.rows).to_csv(index=False))
         improved = self.monitor in logs and logs[self.monitor] > self.best
         if improved:
-            self.best = logs[self.monitor]
+            self.best = float(logs[self.monitor])
+        self.improved = bool(improved)
         if self.verbose:
             print(format_epoch_line(row, self.epochs) + (" *" if improved else ""), flush=True)
 
@@ -277,6 +345,146 @@ def format_epoch_line(row: dict, epochs: int) -> str:
         parts.append(f"lr {row['learning_rate']:.1e}")
     parts.append(f"{row['seconds']:.1f}s")
     return "  ".join(parts)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 20 s``, ``2 h 05 min``: durations in progress messages."""
+    seconds = float(seconds)
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+class Progress(keras.callbacks.Callback):
+    """Time per step measured after a warm-up, the projected time of an epoch and of the run, and
+    progress lines inside long epochs (chapter 4). Everything goes to stdout.
+
+    After ``warmup`` steps (tracing, memory allocation) it times the next ``measure`` steps and
+    prints once: seconds a step, samples/s, projected time of an epoch and of the remaining epochs
+    (training steps only; validation adds a little). When an epoch is projected to take longer
+    than ``every`` seconds, a line every ``every`` seconds tells the step, samples/s and the time
+    left in the epoch; short epochs (the classroom preset) print nothing more than the epoch lines.
+    """
+
+    def __init__(self, steps: int, batch_size: int, epochs: int, initial_epoch: int = 0,
+                 every: float = 30.0, warmup: int = 2, measure: int = 3, verbose: int = 1):
+        super().__init__()
+        self.steps, self.batch_size, self.epochs = int(steps), int(batch_size), int(epochs)
+        self.initial_epoch, self.every, self.verbose = int(initial_epoch), float(every), verbose
+        self.warmup, self.measure = int(warmup), int(measure)
+        self.seconds_per_step: float | None = None
+        self._n = 0                        # steps run in this session
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._t_epoch = epoch, time.perf_counter()
+        self._last_line = self._t_epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._n == self.warmup:
+            self._t_measure = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._n += 1
+        now = time.perf_counter()
+        if self.seconds_per_step is None and self._n >= self.warmup + self.measure:
+            self.seconds_per_step = (now - self._t_measure) / (self._n - self.warmup)
+            if self.verbose:
+                print(self.projection(), flush=True)
+        step = batch + 1
+        if (self.verbose and self.seconds_per_step is not None and step < self.steps
+                and self.seconds_per_step * self.steps > self.every and now - self._last_line >= self.every):
+            self._last_line = now
+            done = now - self._t_epoch
+            rate = step * self.batch_size / done
+            left = (self.steps - step) * done / step
+            print(f"  epoch {self._epoch + 1}: step {step}/{self.steps}, {rate:,.0f} samples/s, "
+                  f"{format_duration(left)} left in this epoch", flush=True)
+
+    def projection(self) -> str:
+        """One line: measured time per step and the projected time per epoch and for the run."""
+        t = self.seconds_per_step
+        remaining = self.epochs - self.initial_epoch
+        return (f"measured {t:.3g} s a step ({self.batch_size / t:,.0f} samples/s) after "
+                f"{self.warmup} warm-up steps: about {format_duration(t * self.steps)} an epoch "
+                f"of {self.steps} steps, {format_duration(t * self.steps * remaining)} for "
+                f"{'the' if remaining == self.epochs else 'the remaining'} {remaining} "
+                f"epoch{'s' if remaining != 1 else ''} (validation not included)")
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Everything needed to continue a run, written at the end of every epoch (chapter 4).
+
+    ``<run folder>/checkpoint/``: ``epoch-<k>.npz`` (the values of all model variables, the
+    random generators of dropout and frame drop included, and of all optimizer variables: step
+    count, learning rate, Adam moments), ``best.weights.h5`` (the best epoch so far) and, written
+    last and atomically, ``state.json`` (the run's key, the number of finished epochs, the
+    history, the best value and epoch, and the batch sampler's random state at the start of the
+    next epoch). A run killed at any moment resumes from the last ``state.json`` (`train`).
+    """
+
+    def __init__(self, folder, spec: dict, report: "EpochReport", sampler: BalancedSignBatches,
+                 has_val: bool, best_epoch: int | None = None):
+        super().__init__()
+        self.folder, self.spec, self.report, self.sampler = Path(folder), spec, report, sampler
+        self.has_val, self.best_epoch = has_val, best_epoch
+
+    @property
+    def best_path(self) -> Path:
+        return self.folder / "best.weights.h5"
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.report.improved or not self.has_val:
+            with runs.atomic_path(self.best_path) as tmp:
+                self.model.save_weights(tmp)
+            self.best_epoch = epoch + 1
+        name = f"epoch-{epoch + 1:04d}.npz"
+        with runs.atomic_path(self.folder / name) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **_variable_values(self.model))
+        state = {"key": runs.key_of(self.spec), "epochs_done": epoch + 1, "variables": name,
+                 "best": self.report.best, "best_epoch": self.best_epoch, "history": self.report.rows,
+                 "sampler": self.sampler.get_state((epoch + 1) * self.sampler.steps_per_epoch)}
+        runs.write_text(self.folder / "state.json", json.dumps(runs.canonical(state)))
+        for old in self.folder.glob("epoch-*.npz"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+
+def _variable_values(model) -> dict:
+    values = {f"m{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
+    values.update({f"o{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
+    return values
+
+
+def _restore_variables(model, path: Path) -> None:
+    """Assign the values `Checkpoint` saved to the model's and the (built) optimizer's variables."""
+    model.optimizer.build(model.trainable_variables)
+    with np.load(path) as data:
+        pairs = [(v, data[f"m{i}"]) for i, v in enumerate(model.variables)]
+        pairs += [(v, data[f"o{i}"]) for i, v in enumerate(model.optimizer.variables)]
+        if len(pairs) != len(data.files):
+            raise ValueError(f"{path}: {len(data.files)} saved variables, the model has {len(pairs)}")
+        for v, value in pairs:
+            if tuple(v.shape) != value.shape:
+                raise ValueError(f"{path}: variable {v.path} has shape {tuple(v.shape)}, saved {value.shape}")
+        for v, value in pairs:
+            v.assign(value)
+
+
+def _load_checkpoint(folder: Path, spec: dict, verbose: int) -> dict | None:
+    """The state of an unfinished run of the same key in `folder`, or None (starting over)."""
+    state = runs.read_manifest(folder / "state.json")
+    if state is None:
+        return None
+    if state.get("key") != runs.key_of(spec) or not (folder / state.get("variables", "")).is_file():
+        if verbose:
+            print(f"the checkpoint in {show_path(folder)} belongs to other settings: starting over")
+        return None
+    return state
 
 
 # --------------------------------------------------------------------------------------------------
@@ -297,6 +505,8 @@ class TrainResult:
     train_seconds: float = float("nan")
     best_epoch: int | None = None
     reused: bool = False
+    resumed_from: int = 0
+    spec: dict = field(default_factory=dict)
 
     @property
     def has_validation(self) -> bool:
@@ -304,21 +514,42 @@ class TrainResult:
 
 
 def data_fingerprint(prepared) -> str:
-    """Short hash telling whether saved artifacts were made from `prepared`.
+    """Short hash telling whether saved artifacts were made from `prepared` (one rule for all of them).
 
-    Covers the clips' participants, sequence ids and labels, the array shapes, and the contents of
-    up to 64 evenly spaced clips (``X`` and ``idxs``), so that a change of preprocessing shows too
-    without reading a large data set in full.
+    Covers the clips' participants, sequence ids and labels, the array shapes and *all* of the
+    arrays' contents (``X`` and ``idxs``), so a change of any clip changes it, and nothing else
+    does: arrays prepared again from the same files (moved, re-mounted, touched) give the same
+    fingerprint, and a run made from them is still reused or resumed. For a
+    `preprocessing.PreparedData` from `prepare_dataset`, the hash of the contents is computed
+    once and kept beside the cached arrays (``fingerprint.json``; the folder's arrays never
+    change under its key).
     """
-    h = hashlib.sha256()
-    for arr in (prepared.participant_id, prepared.sequence_id, prepared.y):
-        h.update(np.ascontiguousarray(np.asarray(arr, dtype=np.int64)).tobytes())
+    arrays = [np.asarray(a, dtype=np.int64) for a in (prepared.participant_id, prepared.sequence_id, prepared.y)]
     X, idxs = prepared.X, prepared.idxs
-    h.update(str((tuple(X.shape), tuple(idxs.shape))).encode())
-    step = max(1, len(X) // 64)
-    for arr in (X[::step], idxs[::step]):
-        h.update(np.ascontiguousarray(np.asarray(arr, dtype=np.float32)).tobytes())
-    return h.hexdigest()[:16]
+    parts = {"clips": runs.hash_arrays(*arrays), "shapes": [list(X.shape), list(idxs.shape)],
+             "contents": _contents_hash(prepared)}
+    return runs.key_of(parts)
+
+
+def _contents_hash(prepared) -> str:
+    X, idxs = prepared.X, prepared.idxs
+    cache_dir = getattr(prepared, "cache_dir", None)
+    meta = runs.read_manifest(Path(cache_dir) / "meta.json") if cache_dir is not None else None
+    if meta is None or meta.get("key") != Path(cache_dir).name:
+        return runs.hash_arrays(X, idxs)
+    step = max(1, len(X) // 64)            # a cheap check that `prepared` holds the cached arrays
+    sample = runs.hash_arrays(np.asarray(X[::step], np.float32), np.asarray(idxs[::step], np.float32))
+    sidecar = Path(cache_dir) / "fingerprint.json"
+    saved = runs.read_manifest(sidecar)
+    if saved and saved.get("key") == meta["key"] and saved.get("sample") == sample:
+        return saved["contents"]
+    contents = runs.hash_arrays(X, idxs)
+    if saved is None:
+        try:
+            runs.write_text(sidecar, json.dumps({"key": meta["key"], "sample": sample, "contents": contents}))
+        except OSError:                    # a read-only cache: hash again next time
+            pass
+    return contents
 
 
 def _artifact_paths(artifacts_dir: Path) -> dict:
@@ -333,8 +564,9 @@ def _stats_io():
 
 
 def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0, stats=None,
-          epochs: int | None = None, verbose: int = 1, reuse: bool = False, deterministic: bool = True,
-          **overrides) -> TrainResult:
+          epochs: int | None = None, verbose: int = 1, reuse: bool = True, restart: bool = False,
+          deterministic: bool = True, mixed_precision: bool = False, jit_compile: bool = False,
+          progress_every: float = 30.0, callbacks=(), **overrides) -> TrainResult:
     """Train the transformer on held-out-participant splits and keep the best checkpoint (chapter 4).
 
     ``prepared``: `preprocessing.prepare_dataset`'s result (X, idxs, y, participant_id, sequence_id).
@@ -350,91 +582,170 @@ def train(prepared, preset: str = "classroom", artifacts_dir=None, seed: int = 0
        one seed gives identical weights on CPU. Op determinism stays on for the rest of the process
        (TensorFlow cannot switch it off); on a GPU an op without a deterministic kernel then raises, in
        which case pass ``deterministic=False`` in a fresh process;
-    4. `model.build_model`, compiled by `compile_model`; fit on `BalancedSignBatches`, validating on the
-       held-out participants every epoch; "cosine" adds the per-epoch learning-rate callback;
-    5. writes ``model.keras`` (best validation accuracy, ModelCheckpoint), ``history.csv``,
-       ``stats.npz``, ``split.npz`` and ``train_config.json`` into ``artifacts_dir`` and returns the
-       model with the best checkpoint's weights.
+    4. `model.build_model`, compiled by `compile_model`; fit on `BalancedSignBatches` (fed ahead of
+       the step by `batch_dataset`), validating on the held-out participants every epoch; "cosine"
+       adds the per-epoch learning-rate callback; `Progress` prints the measured time per step and
+       the projected time of an epoch and of the run, and progress inside long epochs;
+    5. after every epoch a `Checkpoint` in ``artifacts_dir/checkpoint/``; at the end ``model.keras``
+       (best validation accuracy), ``history.csv``, ``stats.npz``, ``split.npz`` and, last,
+       ``train_config.json`` (the run's manifest: `run_key` and its hash), all written atomically;
+       returns the model with the best epoch's weights.
 
-    ``reuse=True`` loads the saved model instead of training when ``train_config.json`` in
-    ``artifacts_dir`` records the same resolved settings, model options, seed, data and statistics.
-    ``verbose``: 0 silent, 1 or 2 one line per epoch.
+    The run's identity is `run_key`: preset, resolved settings (``epochs`` included), model
+    options, seed, data (`data_fingerprint`), statistics and the two GPU options. With
+    ``reuse=True`` (default) a finished run of the same identity in ``artifacts_dir`` is loaded
+    instead of trained, and an interrupted one *continues* from its last finished epoch (weights,
+    optimizer state, random generators, history, best epoch): the final weights are those of an
+    uninterrupted run. ``restart=True`` (or ``reuse=False``) discards both and trains from scratch.
+    A run of other settings in the folder is replaced, with a message saying what changed.
+    ``artifacts_dir`` is locked while the run trains: a second run there stops at once with
+    `runs.FolderInUseError`.
+
+    GPU options, off by default (the seed's numbers are float32): ``mixed_precision=True`` trains
+    the model under Keras' ``mixed_float16`` policy (float32 softmax output, attention and
+    normalisation, loss scaling by Keras 3's LossScaleOptimizer; the global policy is restored
+    afterwards) and saves the plain float32 model with the trained (float32 master) weights, so
+    the file loads and exports as any other; ``jit_compile=True``
+    compiles the train step with XLA, which does not run with op determinism (so the
+    ``deterministic`` switch is ignored then, and a process where it is already on gets a clear
+    error). ``verbose``: 0 silent, 1 or 2 one line per epoch;
+    ``progress_every``: seconds between progress lines inside long epochs; ``callbacks``: extra
+    Keras callbacks, run after the checkpoint.
     """
     cfg, options = resolve_settings(preset, epochs, **overrides)
+    for name, value in (("reuse", reuse), ("restart", restart), ("mixed_precision", mixed_precision),
+                        ("jit_compile", jit_compile), ("deterministic", deterministic)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name}={value!r} must be True or False")
+    restart = bool(restart) or not reuse
     artifacts_dir = Path(artifacts_dir if artifacts_dir is not None else _config.DEFAULT_ARTIFACTS_DIR)
     paths = _artifact_paths(artifacts_dir)
+    train_idx, val_idx, stats = _split_and_stats(prepared, stats, verbose)
+    spec = run_key(prepared, preset, cfg, options, seed, stats, mixed_precision=bool(mixed_precision),
+                   jit_compile=bool(jit_compile))
+    with runs.FolderLock(artifacts_dir, what="this run"):
+        if not restart:
+            why = why_not_reusable(artifacts_dir, spec)
+            if why is None:
+                if verbose:
+                    print(f"reusing the trained model in {show_path(paths['model'])} (same settings, seed, "
+                          "data and statistics)")
+                return load_trained(artifacts_dir)
+            if verbose and paths["config"].exists():
+                print(f"the run in {show_path(artifacts_dir)} is {why}: training anew")
+        ckpt_dir = artifacts_dir / "checkpoint"
+        if restart:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        paths["config"].unlink(missing_ok=True)       # a run that stops half-way must not look complete
+        return _fit(prepared, preset, cfg, overrides, spec, seed, stats, train_idx, val_idx, paths, ckpt_dir,
+                    deterministic, bool(mixed_precision), bool(jit_compile), verbose, progress_every,
+                    list(callbacks))
 
+
+def _build(preset, stats, overrides, cfg, mixed_precision, jit_compile):
+    """Build and compile the model; under ``mixed_float16`` only while building (no policy leaks)."""
+    from .model import build_model
+    previous = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_model(preset, stats, **overrides)
+        compile_model(model, cfg, jit_compile=jit_compile)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return model
+
+
+def _fit(prepared, preset, cfg, overrides, spec, seed, stats, train_idx, val_idx, paths, ckpt_dir,
+         deterministic, mixed_precision, jit_compile, verbose, progress_every, extra_callbacks):
     X, idxs, y = prepared.X, prepared.idxs, np.asarray(prepared.y)
     pid = np.asarray(prepared.participant_id)
-    train_idx, val_idx, stats = _split_and_stats(prepared, stats, verbose)
-    statistics = _stats_io()
-    key = run_key(prepared, preset, cfg, options, seed, stats)
-
-    if reuse:
-        loaded = _load_if_matching(artifacts_dir, key)
-        if loaded is not None:
-            if verbose:
-                print(f"reusing the trained model in {show_path(paths['model'])} "
-                      "(same settings, seed, data and statistics)")
-            return loaded
-
-    artifacts_dir.mkdir(parents=True, exist_ok=True)
-    paths["config"].unlink(missing_ok=True)       # a run that stops half-way must not look complete
     keras.utils.set_random_seed(int(seed))
-    if deterministic:
+    if jit_compile:
+        # Keras silently drops XLA when op determinism is on, and TensorFlow cannot switch it off
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+        if is_op_determinism_enabled():
+            raise RuntimeError("jit_compile=True: TensorFlow op determinism is on in this process (an "
+                               "earlier deterministic training switched it on; it cannot be switched "
+                               "off), and XLA does not run with it: train in a fresh process")
+        if verbose and deterministic:
+            print("XLA: TensorFlow op determinism stays off (XLA does not run with it)")
+    elif deterministic:
         tf.config.experimental.enable_op_determinism()
     if verbose:
         held = np.unique(pid[val_idx]).tolist()
         print(f"{len(train_idx)} training clips ({np.unique(pid[train_idx]).size} participants, "
               f"{np.unique(y[train_idx]).size} signs), {len(val_idx)} validation clips "
               f"(participants {held})")
-
-    from .model import build_model
-    model = build_model(preset, stats, **overrides)
-    compile_model(model, cfg)
-
+    model = _build(preset, stats, overrides, cfg, mixed_precision, jit_compile)
     sampler = BalancedSignBatches(X, idxs, y, n=cfg["batch_all_signs_n"], rows=train_idx, seed=int(seed),
                                   num_classes=cfg["num_classes"])
     n_epochs = int(cfg["epochs"])
     has_val = len(val_idx) > 0
+    monitor = "val_acc" if has_val else "acc"
+
+    state = _load_checkpoint(ckpt_dir, spec, verbose)
+    initial_epoch, rows, best, best_epoch = 0, [], -np.inf, None
+    if state is not None:
+        _restore_variables(model, ckpt_dir / state["variables"])
+        sampler.set_state(state["sampler"])
+        initial_epoch, rows = int(state["epochs_done"]), state["history"]
+        best, best_epoch = float(state["best"]), state["best_epoch"]
+        if verbose:
+            print(f"resuming the interrupted run from its checkpoint: {initial_epoch} of {n_epochs} epochs "
+                  f"done ({show_path(ckpt_dir)}; restart=True starts over)")
     callbacks = []
     if cfg["schedule"] != "constant":
         lrs = lr_schedule(n_epochs, cfg["schedule"], cfg["learning_rate"])
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda e: float(lrs[e]), verbose=0))
-    callbacks.append(EpochReport(n_epochs, paths["history"], verbose=verbose,
-                                 monitor="val_acc" if has_val else "acc"))
-    callbacks.append(keras.callbacks.ModelCheckpoint(
-        paths["model"], monitor="val_acc" if has_val else "loss", mode="max" if has_val else "min",
-        save_best_only=has_val, verbose=0))
+    progress = Progress(sampler.steps_per_epoch, sampler.batch_size, n_epochs, initial_epoch,
+                        every=progress_every, verbose=verbose)
+    report = EpochReport(n_epochs, ckpt_dir / "history.csv", verbose=verbose, monitor=monitor, rows=rows,
+                         best=best)
+    checkpoint = Checkpoint(ckpt_dir, spec, report, sampler, has_val, best_epoch)
+    callbacks += [progress, report, checkpoint, *extra_callbacks]
     val_data = None
     if has_val:
         val_data = ({"frames": X[val_idx], "non_empty_frame_idxs": idxs[val_idx]}, y[val_idx].astype(np.int32))
     if verbose:
+        options = [name for name, on in (("mixed precision", mixed_precision), ("XLA", jit_compile)) if on]
         print(f"{n_epochs} epochs x {sampler.steps_per_epoch} steps of {sampler.batch_size} clips "
-              f"({sampler.n} of each of {len(sampler.signs)} signs), schedule {cfg['schedule']}")
+              f"({sampler.n} of each of {len(sampler.signs)} signs), schedule {cfg['schedule']}"
+              + (f", {' and '.join(options)}" if options else ""))
+    if initial_epoch < n_epochs:
+        model.fit(batch_dataset(sampler), steps_per_epoch=sampler.steps_per_epoch, epochs=n_epochs,
+                  initial_epoch=initial_epoch, validation_data=val_data, validation_batch_size=256,
+                  callbacks=callbacks, shuffle=False, verbose=0)
 
-    t0 = time.perf_counter()
-    model.fit(iter(sampler), steps_per_epoch=sampler.steps_per_epoch, epochs=n_epochs,
-              validation_data=val_data, validation_batch_size=256, callbacks=callbacks, shuffle=False, verbose=0)
-    train_seconds = time.perf_counter() - t0
-
-    model.load_weights(paths["model"])          # the best checkpoint's weights
-    history = pd.read_csv(paths["history"])
-    monitor = "val_acc" if has_val else None
-    best_epoch = int(history.loc[history[monitor].idxmax(), "epoch"]) if monitor else int(history["epoch"].iloc[-1])
+    model.load_weights(checkpoint.best_path)          # the best epoch's weights
+    if mixed_precision:
+        # mixed precision keeps float32 master weights: the saved model is the plain float32 model
+        # with them (it loads, predicts and exports as any other; float16 was for the train step)
+        plain = _build(preset, stats, overrides, cfg, False, False)
+        plain.set_weights(model.get_weights())
+        plain.optimizer.build(plain.trainable_variables)
+        model = plain
+    history = pd.DataFrame(report.rows)
+    train_seconds = float(history["seconds"].sum())
+    best_epoch = int(checkpoint.best_epoch)
     if verbose:
-        best = f", best val_acc {history[monitor].max():.3f} at epoch {best_epoch}" if monitor else ""
-        print(f"trained in {train_seconds:.1f}s{best}; saved {show_path(paths['model'])}")
+        best_text = f", best val_acc {history['val_acc'].max():.3f} at epoch {best_epoch}" if has_val else ""
+        print(f"trained in {train_seconds:.1f}s{best_text}; saved {show_path(paths['model'])}")
 
-    statistics.save_stats(stats, paths["stats"])
-    with open(paths["split"], "wb") as f:
+    with runs.atomic_path(paths["model"]) as tmp:
+        model.save(tmp)
+    runs.write_text(paths["history"], history.to_csv(index=False))
+    with runs.atomic_path(paths["stats"]) as tmp:
+        _stats_io().save_stats(stats, tmp)
+    with runs.atomic_path(paths["split"]) as tmp, open(tmp, "wb") as f:
         np.savez(f, train_idx=train_idx, val_idx=val_idx, val_participants=np.unique(pid[val_idx]))
-    record = {**key, "overrides": {k: overrides[k] for k in sorted(overrides)}, "train_seconds": train_seconds,
-              "best_epoch": best_epoch, "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
-    paths["config"].write_text(json.dumps(record, indent=2, default=_json_default))
+    runs.write_manifest(paths["config"], spec, overrides={k: overrides[k] for k in sorted(overrides)},
+                        train_seconds=train_seconds, best_epoch=best_epoch, n_train=int(len(train_idx)),
+                        n_val=int(len(val_idx)), resumed_from=initial_epoch)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return TrainResult(model=model, history=history, train_idx=train_idx, val_idx=val_idx, stats=stats,
                        config=cfg, preset=preset, seed=int(seed), paths=paths, train_seconds=train_seconds,
-                       best_epoch=best_epoch)
+                       best_epoch=best_epoch, resumed_from=initial_epoch, spec=spec)
 
 
 def _split_and_stats(prepared, stats=None, verbose: int = 1):
@@ -480,45 +791,64 @@ def stats_fingerprint(stats) -> str:
     return h.hexdigest()[:16]
 
 
-def run_key(prepared, preset: str, cfg: dict, options: dict, seed: int, stats) -> dict:
-    """What identifies a training run: preset, resolved settings, model options, seed, data, statistics."""
-    key = {"preset": preset, "settings": cfg, "options": options, "seed": int(seed),
-           "data": data_fingerprint(prepared), "stats": stats_fingerprint(stats)}
-    return json.loads(json.dumps(key, default=_json_default))
+TRAINING_VERSION = 2     # bump when a change of this module changes what a run produces
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
+def run_key(prepared, preset: str, cfg: dict, options: dict, seed: int, stats,
+            mixed_precision: bool = False, jit_compile: bool = False) -> dict:
+    """What identifies a training run (its spec; `runs.key_of` hashes it): preset, resolved settings
+    (``epochs`` included), model options, seed, data (`data_fingerprint`), statistics
+    (`stats_fingerprint`), the GPU options and the version of the training code."""
+    return runs.canonical({"preset": preset, "settings": cfg, "options": options, "seed": int(seed),
+                           "data": data_fingerprint(prepared), "stats": stats_fingerprint(stats),
+                           "execution": {"mixed_precision": bool(mixed_precision),
+                                         "jit_compile": bool(jit_compile)},
+                           "version": TRAINING_VERSION})
 
 
-def _load_if_matching(artifacts_dir: Path, key: dict) -> TrainResult | None:
+def why_not_reusable(artifacts_dir, spec: dict, ignore=()) -> str | None:
+    """None when ``artifacts_dir`` holds a finished run made exactly as `spec` says; else the reason.
+
+    The run's manifest is ``train_config.json``, written last; `ignore` lists top-level entries of
+    the spec not to compare (e.g. ``("execution",)``: a chapter that only evaluates accepts a model
+    trained with mixed precision or XLA).
+    """
     paths = _artifact_paths(Path(artifacts_dir))
-    if not all(p.exists() for p in paths.values()):
-        return None
-    saved = json.loads(paths["config"].read_text())
-    if {k: saved.get(k) for k in key} != key:
-        return None
-    return load_trained(artifacts_dir)
+    missing = [p.name for p in paths.values() if not p.exists()]
+    if missing:
+        return f"not a finished run (missing {', '.join(missing)})"
+    saved = runs.read_manifest(paths["config"])
+    if saved is None or "spec" not in saved:
+        return "a run of an older version of the package"
+    if ignore:
+        spec = {k: v for k, v in spec.items() if k not in ignore}
+        saved_spec = {k: v for k, v in saved["spec"].items() if k not in ignore}
+        changed = runs.differences(saved_spec, runs.canonical(spec))
+        return None if not changed else "made from other inputs (" + "; ".join(changed) + ")"
+    return runs.check_manifest(paths["config"], spec)
 
 
 def load_trained(artifacts_dir) -> TrainResult:
-    """Load what `train` saved in ``artifacts_dir`` (model, history, stats, split, settings); chapter 5."""
+    """Load what `train` saved in ``artifacts_dir`` (model, history, stats, split, settings); chapter 5.
+
+    Takes a shared lock on the folder while reading, so it never reads a run being written.
+    """
     artifacts_dir = Path(artifacts_dir)
     paths = _artifact_paths(artifacts_dir)
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise FileNotFoundError(f"{artifacts_dir}: no complete training run; missing {missing}")
     from .model import load_model
-    saved = json.loads(paths["config"].read_text())
-    with np.load(paths["split"]) as split:
-        train_idx, val_idx = split["train_idx"], split["val_idx"]
-    return TrainResult(model=load_model(paths["model"]), history=pd.read_csv(paths["history"]),
-                       train_idx=train_idx, val_idx=val_idx, stats=_stats_io().load_stats(paths["stats"]),
-                       config=saved["settings"], preset=saved["preset"], seed=saved["seed"], paths=paths,
-                       train_seconds=saved.get("train_seconds", float("nan")),
-                       best_epoch=saved.get("best_epoch"), reused=True)
+    with runs.FolderLock(artifacts_dir, shared=True, what="this chapter"):
+        saved = json.loads(paths["config"].read_text())
+        spec = saved.get("spec", saved)
+        with np.load(paths["split"]) as split:
+            train_idx, val_idx = split["train_idx"], split["val_idx"]
+        return TrainResult(model=load_model(paths["model"]), history=pd.read_csv(paths["history"]),
+                           train_idx=train_idx, val_idx=val_idx, stats=_stats_io().load_stats(paths["stats"]),
+                           config=spec["settings"], preset=spec["preset"], seed=spec["seed"], paths=paths,
+                           train_seconds=saved.get("train_seconds", float("nan")),
+                           best_epoch=saved.get("best_epoch"), reused=True, spec=spec)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -557,7 +887,9 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
     rows = []
     for mode in ("seed", "keys"):
         cfg, options = resolve_settings(preset, epochs, attention_mask=mode, **overrides)
-        res = _load_if_matching(artifacts_dir, run_key(prepared, preset, cfg, options, seed, stats))
+        res = None
+        if why_not_reusable(artifacts_dir, run_key(prepared, preset, cfg, options, seed, stats)) is None:
+            res = load_trained(artifacts_dir)
         if res is not None:
             if verbose:
                 print(f"attention_mask={mode!r}: the trained model in {show_path(artifacts_dir)} "
@@ -576,6 +908,5 @@ def compare_masking(prepared, preset: str = "classroom", seed: int = 0, artifact
                          "train_seconds": res.train_seconds, "best_epoch": res.best_epoch,
                          "epochs": int(res.config["epochs"])})
     table = pd.DataFrame(rows)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "masking_comparison.csv", index=False)
+    runs.write_text(out_dir / "masking_comparison.csv", table.to_csv(index=False))
     return table

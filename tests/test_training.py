@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gislr_utils  # noqa: F401  (silences TensorFlow before it loads)
+from gislr_utils import runs as rn
 from gislr_utils import training as tr
 from gislr_utils._tf import keras
 from gislr_utils.config import REAL_SAMPLE_DIR
@@ -180,11 +181,14 @@ def test_two_runs_with_one_seed_give_identical_weights(tmp_path):
     for a, b in zip(w0, again.model.get_weights()):
         np.testing.assert_array_equal(a, b)
     saved = json.loads(r.paths["config"].read_text())
-    key = {k: saved[k] for k in ("preset", "settings", "options", "seed", "data", "stats")}
-    assert tr.run_key(prep, "classroom", *tr.resolve_settings("classroom", 1, attention_mask="seed", **TINY),
-                      3, r.stats) == key
-    for change in ({"seed": 4}, {"stats": "0" * 16}, {"settings": {**key["settings"], "units": 32}}):
-        assert tr._load_if_matching(tmp_path / "run0", {**key, **change}) is None   # retrain, not reuse
+    spec = tr.run_key(prep, "classroom", *tr.resolve_settings("classroom", 1, attention_mask="seed", **TINY),
+                      3, r.stats)
+    assert saved["spec"] == spec and saved["key"] == rn.key_of(spec)
+    assert tr.why_not_reusable(tmp_path / "run0", spec) is None
+    for change, says in (({"seed": 4}, "seed: 3 -> 4"), ({"stats": "0" * 16}, "stats:"),
+                         ({"settings": {**spec["settings"], "units": 32}}, "settings.units: 16 -> 32"),
+                         ({"settings": {**spec["settings"], "epochs": 2}}, "settings.epochs: 1 -> 2")):
+        assert says in tr.why_not_reusable(tmp_path / "run0", {**spec, **change})   # retrain, not reuse
 
 
 def test_train_uses_training_split_statistics_and_a_subset_of_signs(tmp_path, capsys):
@@ -199,7 +203,7 @@ def test_train_uses_training_split_statistics_and_a_subset_of_signs(tmp_path, ca
     out = capsys.readouterr().out
     assert "epoch 1/1" in out and "\x1b[" not in out and "\b" not in out       # one plain line, no bar
     saved = json.loads(r.paths["config"].read_text())
-    assert saved["settings"]["schedule"] == "constant" and saved["n_val"] == len(r.val_idx)
+    assert saved["spec"]["settings"]["schedule"] == "constant" and saved["n_val"] == len(r.val_idx)
 
 
 def test_paths_in_messages_are_relative_to_the_repository(tmp_path):
