@@ -465,11 +465,10 @@ def metrics_path(ctx: Context) -> Path:
 
 def write_metrics(ctx: Context, ev, result=None) -> Path:
     """Write chapter 5's metrics.json into the run folder (`evaluation.write_metrics`) and return its path."""
-    from . import evaluation
     result = result or get_trained(ctx)
     path = metrics_path(ctx)
     with runs.atomic_path(path) as tmp:
-        _write_metrics(evaluation, tmp, ctx, ev, result)
+        _write_metrics(tmp, ctx, ev, result)
     runs.write_manifest(runs.manifest_path(path), {"artefact": "metrics", "run": _run_key_of(result),
                                                    "seed": ctx.seed, "rows": runs.hash_arrays(
                                                        validation_rows(ctx, result))})
@@ -497,7 +496,8 @@ def export_tflite(ctx: Context, result=None, fp16: bool = False) -> Path:
     return path
 
 
-def _write_metrics(evaluation, path, ctx, ev, result):
+def _write_metrics(path, ctx, ev, result):
+    from . import evaluation
     return evaluation.write_metrics(
         path, ev.metrics, seed=ctx.seed, preset=ctx.preset,
         data="synthetic" if ctx.synthetic else ctx.data_dir.name,

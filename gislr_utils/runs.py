@@ -189,13 +189,6 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
-def write_bytes(path, data: bytes) -> Path:
-    """Write `data` to `path` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
