@@ -300,7 +300,7 @@ def get_stats(ctx: Context, recompute: bool = False) -> dict:
         return statistics.load_stats(path)
     prepared = get_prepared(ctx)
     train_idx, _ = get_split(ctx)
-    stats = statistics.compute_stats(prepared.X[train_idx])
+    stats = statistics.compute_stats(prepared.X, rows=train_idx)
     statistics.save_stats(stats, path)
     return stats
 
