@@ -1,0 +1,311 @@
+"""Full-scale rehearsal of the seed preset: a synthetic set the size of GISLR, prepared and trained.
+
+    python benchmarks/full_scale.py [--out DIR] [--clips 94477] [--steps 3] [--stages ...]
+
+Stages (each prints wall time, CPU time, peak memory, disk used and a projection):
+
+1. ``generate``: `synthetic.generate` with the real data's shape: 94,477 clips (``--clips``),
+   250 distinct signs, 21 participants, uneven clips per participant and sign, the real
+   clip-length distribution; into ``<out>/data`` (about 376 KB a clip: 35 GB at full size).
+   Skipped when ``<out>/data`` already holds a complete set of the same size.
+2. ``prepare``: `preprocessing.prepare_dataset` into ``<out>/artifacts`` (memory-mapped result);
+   goal: <= 3 minutes for 94,477 files on 2 cores.
+3. ``train``: the seed preset as `training.train` sets it up (participant split, statistics of
+   the training clips, `model.build_model`, `training.compile_model`,
+   `training.BalancedSignBatches` over the memory-mapped arrays), fitted for ``--warmup`` +
+   ``--steps`` steps; the time per step after the warm-up and the validation speed give the
+   projected time of a full run (100 epochs of ``len(train) // 1000`` steps plus validation).
+4. ``pipeline``: the sampler's samples/s from the memory map and from RAM against the training
+   step's (`benchmarks/input_pipeline.py`).
+
+Peak memory is sampled from ``/proc/self/status`` every 0.1 s: ``VmRSS`` (what `top` shows:
+anonymous memory plus file pages mapped and touched, such as a memory-mapped X that has been
+read) and ``RssAnon`` (memory the process owns; file pages can be dropped by the kernel at any
+time). The goal (<= 8 GB) is for the peak RSS. Results go to ``<out>/full_scale.json`` too, one
+entry per stage, so that stages run in separate calls are reported together.
+Remove ``<out>`` afterwards (``--cleanup`` does it at the end).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+import gislr_utils  # noqa: F401  (silences TensorFlow first)
+from gislr_utils import dataset, preprocessing, statistics, synthetic, training
+
+N_CLIPS = 94_477
+N_SIGNS = 250
+N_PARTICIPANTS = 21
+EPOCHS = 100
+GB = 1024 ** 3
+
+
+class PeakMemory:
+    """Peak VmRSS and RssAnon of this process while the `with` block runs (sampled)."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self.peak = {"VmRSS": 0, "RssAnon": 0}
+
+    @staticmethod
+    def now() -> dict:
+        out = {}
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "RssAnon"):
+                        out[key] = int(value.split()[0]) * 1024
+        except OSError:                                   # not Linux: lifetime peak only
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            out = {"VmRSS": peak, "RssAnon": peak}
+        return out
+
+    def _sample(self):
+        for k, v in self.now().items():
+            self.peak[k] = max(self.peak[k], v)
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self._stop = threading.Event()
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes of the files under `path` (apparent sizes)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Stage:
+    """Times a stage (wall and CPU), samples its peak memory, records the result."""
+
+    def __init__(self, name: str, results: dict):
+        self.name, self.results = name, results
+        self.info: dict = {}
+
+    def __enter__(self):
+        self.mem = PeakMemory().__enter__()
+        self.t0, self.c0 = time.perf_counter(), cpu_seconds()
+        self.load0 = os.getloadavg()
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        self.mem.__exit__()
+        if exc_type is not None:
+            return False
+        self.results[self.name] = {
+            "wall_s": time.perf_counter() - self.t0, "cpu_s": cpu_seconds() - self.c0,
+            "peak_rss_gb": self.mem.peak["VmRSS"] / GB, "peak_anon_gb": self.mem.peak["RssAnon"] / GB,
+            "loadavg_start": self.load0, "loadavg_end": os.getloadavg(), **self.info}
+        return False
+
+
+def fmt_hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def stage_generate(args, results):
+    data_dir = args.out / "data"
+    marker = data_dir / ".full_scale_complete.json"
+    settings = {"n_clips": args.clips, "n_signs": N_SIGNS, "n_participants": N_PARTICIPANTS,
+                "seed": args.seed, "generator_version": synthetic.GENERATOR_VERSION}
+    if marker.exists() and json.loads(marker.read_text()) == settings:
+        print(f"generate: {data_dir} already holds this set; not generated again")
+        return
+    with Stage("generate", results) as st:
+        synthetic.generate(data_dir, seed=args.seed, n_signs=N_SIGNS,
+                           n_participants=N_PARTICIPANTS, n_clips=args.clips, overwrite=True,
+                           progress=args.progress)
+        marker.write_text(json.dumps(settings))
+        clips = dataset.read_clips(data_dir)
+        st.info.update(n_clips=len(clips), n_signs=int(clips["sign"].nunique()),
+                       n_participants=int(clips["participant_id"].nunique()),
+                       disk_gb=disk_bytes(data_dir) / GB)
+
+
+def stage_prepare(args, results):
+    data_dir, art = args.out / "data", args.out / "artifacts"
+    shutil.rmtree(art / "prepared", ignore_errors=True)          # measure a preparation, not a load
+    with Stage("prepare", results) as st:
+        prep = preprocessing.prepare_dataset(data_dir, art, workers=args.workers,
+                                             progress=args.progress, mmap=True)
+        st.info.update(n_kept=len(prep.clips), n_skipped=len(prep.skipped),
+                       X_shape=list(prep.X.shape), disk_gb=disk_bytes(prep.cache_dir) / GB,
+                       files_per_s=(len(prep.clips) + len(prep.skipped)))
+    r = results["prepare"]
+    r["files_per_s"] = r["files_per_s"] / r["wall_s"]
+    r["projection_full_s"] = N_CLIPS / r["files_per_s"]
+
+
+def stage_train(args, results):
+    from gislr_utils._tf import keras
+    from gislr_utils.model import build_model
+
+    art = args.out / "artifacts"
+    prep = preprocessing.prepare_dataset(args.out / "data", art, progress=False, mmap=True)
+    with Stage("stats", results) as st:
+        train_idx, val_idx = training.split_by_participant(prep.participant_id)
+        stats = statistics.compute_stats(prep.X, rows=train_idx)
+        st.info.update(n_train=len(train_idx), n_val=len(val_idx))
+    with Stage("train", results) as st:
+        cfg, _ = training.resolve_settings("seed")
+        keras.utils.set_random_seed(args.seed)
+        model = build_model("seed", stats)
+        training.compile_model(model, cfg)
+        sampler = training.BalancedSignBatches(
+            prep.X, prep.idxs, prep.y, n=cfg["batch_all_signs_n"], rows=train_idx,
+            seed=args.seed, num_classes=cfg["num_classes"])
+        times = []
+
+        class StepTimes(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                self.t = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                times.append(time.perf_counter() - self.t)
+
+        n_steps = args.warmup + args.steps
+        t0 = time.perf_counter()
+        model.fit(iter(sampler), steps_per_epoch=n_steps, epochs=1, verbose=0,
+                  callbacks=[StepTimes()], shuffle=False)
+        fit_s = time.perf_counter() - t0
+        # validation as train() does it: the held-out clips copied, predicted in batches of 256
+        n_val_probe = min(len(val_idx), args.val_clips)
+        t0 = time.perf_counter()
+        val_X = prep.X[val_idx]
+        val_I = prep.idxs[val_idx]
+        copy_s = time.perf_counter() - t0
+        probe = {"frames": val_X[:n_val_probe], "non_empty_frame_idxs": val_I[:n_val_probe]}
+        model.predict(probe, batch_size=256, verbose=0)            # warm-up (tracing)
+        t0 = time.perf_counter()
+        model.predict(probe, batch_size=256, verbose=0)
+        val_rate = n_val_probe / (time.perf_counter() - t0)
+        step_s = float(np.median(times[args.warmup:])) if len(times) > args.warmup else times[-1]
+        steps_per_epoch = sampler.steps_per_epoch
+        epoch_s = steps_per_epoch * step_s + len(val_idx) / val_rate
+        st.info.update(
+            batch_size=sampler.batch_size, steps_timed=len(times) - args.warmup,
+            first_step_s=times[0], step_s=step_s, samples_per_s=sampler.batch_size / step_s,
+            fit_s=fit_s, val_copy_s=copy_s, val_clips_per_s=val_rate,
+            steps_per_epoch=steps_per_epoch, epoch_s=epoch_s,
+            projection_full_s=EPOCHS * epoch_s, params=int(model.count_params()))
+
+
+def stage_pipeline(args, results):
+    import input_pipeline
+
+    prep = preprocessing.prepare_dataset(args.out / "data", args.out / "artifacts",
+                                         progress=False, mmap=True)
+    step_rate = results.get("train", {}).get("samples_per_s")
+    with Stage("pipeline", results) as st:
+        st.info.update(input_pipeline.measure(prep, seconds=args.pipeline_seconds,
+                                              train_steps=args.steps, step_rate=step_rate,
+                                              seed=args.seed))
+
+
+def report(results: dict, args) -> None:
+    import input_pipeline
+
+    print(f"\nfull-scale rehearsal: {args.clips} clips, {N_SIGNS} signs, {N_PARTICIPANTS} "
+          f"participants; {os.cpu_count()} cores")
+    for name in ("generate", "prepare", "stats", "train", "pipeline"):
+        r = results.get(name)
+        if r is None or not isinstance(r, dict):
+            continue
+        line = (f"{name:9s} wall {r['wall_s']:8.1f} s  cpu {r['cpu_s']:8.1f} s  "
+                f"peak RSS {r['peak_rss_gb']:5.2f} GB (anon {r['peak_anon_gb']:5.2f} GB)  "
+                f"load {r['loadavg_start'][0]:.1f}->{r['loadavg_end'][0]:.1f}")
+        if "disk_gb" in r:
+            line += f"  disk {r['disk_gb']:.2f} GB"
+        print(line)
+        if name == "generate":
+            print(f"          {r['n_clips']} clips, {r['n_signs']} signs, {r['n_participants']} "
+                  f"participants; {r['n_clips'] / r['wall_s']:.0f} clips/s")
+        if name == "prepare":
+            print(f"          {r['files_per_s']:.0f} files/s, {r['n_kept']} kept, "
+                  f"{r['n_skipped']} skipped; X {r['X_shape']}; "
+                  f"projected for {N_CLIPS} files: {fmt_hours(r['projection_full_s'])}")
+        if name == "train":
+            print(f"          seed preset ({r['params']:,} parameters), batch {r['batch_size']}: "
+                  f"first step {r['first_step_s']:.1f} s, then {r['step_s']:.1f} s/step "
+                  f"(median of {r['steps_timed']}) = {r['samples_per_s']:.0f} samples/s; "
+                  f"validation {r['val_clips_per_s']:.0f} clips/s")
+            print(f"          epoch = {r['steps_per_epoch']} steps + validation = "
+                  f"{fmt_hours(r['epoch_s'])}; projected {EPOCHS} epochs: "
+                  f"{fmt_hours(r['projection_full_s'])}")
+        if name == "pipeline":
+            print("          " + input_pipeline.format_results(r).replace("\n", "\n          "))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "gislr_full_scale")
+    ap.add_argument("--clips", type=int, default=N_CLIPS)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=3, help="training steps timed after the warm-up")
+    ap.add_argument("--warmup", type=int, default=1, help="training steps not timed (tracing)")
+    ap.add_argument("--val-clips", type=int, default=1024, help="validation clips timed")
+    ap.add_argument("--pipeline-seconds", type=float, default=10.0)
+    ap.add_argument("--workers", type=int, default=None, help="preprocessing threads")
+    ap.add_argument("--stages", default="generate,prepare,train,pipeline")
+    ap.add_argument("--progress", action="store_true", help="tqdm bars")
+    ap.add_argument("--cleanup", action="store_true", help="delete --out at the end")
+    args = ap.parse_args(argv)
+    stages = args.stages.split(",")
+    unknown = set(stages) - {"generate", "prepare", "train", "pipeline"}
+    if unknown:
+        ap.error(f"unknown stage(s) {sorted(unknown)}")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "full_scale.json"
+    saved = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if saved.get("clips") != args.clips:
+        saved = {"clips": args.clips}
+    results = dict(saved)
+    print(f"{args.out}: free disk {shutil.disk_usage(args.out).free / GB:.0f} GB; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for name in stages:
+        {"generate": stage_generate, "prepare": stage_prepare, "train": stage_train,
+         "pipeline": stage_pipeline}[name](args, results)
+        json_path.write_text(json.dumps({k: v for k, v in results.items()
+                                         if not k.startswith("_")}, indent=1))
+    report(results, args)
+    if args.cleanup:
+        shutil.rmtree(args.out)
+        print(f"removed {args.out}")
+
+
+if __name__ == "__main__":
+    main()
