@@ -7,7 +7,10 @@ Stages (each prints wall time, CPU time, peak memory, disk used and a projection
 1. ``generate``: `synthetic.generate` with the real data's shape: 94,477 clips (``--clips``),
    250 distinct signs, 21 participants, uneven clips per participant and sign, the real
    clip-length distribution; into ``<out>/data`` (about 376 KB a clip: 35 GB at full size).
-   Skipped when ``<out>/data`` already holds a complete set of the same size.
+   The generator draws clips one after the other (about 10 ms of CPU a clip); on a busy machine
+   ``--distinct N`` generates N clips and brings the set to ``--clips`` files with byte copies of
+   them under new sequence ids (same participant and sign; `replicate`), which costs the next
+   stages the same per file. Skipped when ``<out>/data`` already holds this set.
 2. ``prepare``: `preprocessing.prepare_dataset` into ``<out>/artifacts`` (memory-mapped result);
    goal: <= 3 minutes for 94,477 files on 2 cores.
 3. ``train``: the seed preset as `training.train` sets it up (participant split, statistics of
@@ -139,20 +142,49 @@ def fmt_hours(seconds: float) -> str:
 def stage_generate(args, results):
     data_dir = args.out / "data"
     marker = data_dir / ".full_scale_complete.json"
-    settings = {"n_clips": args.clips, "n_signs": N_SIGNS, "n_participants": N_PARTICIPANTS,
-                "seed": args.seed, "generator_version": synthetic.GENERATOR_VERSION}
+    distinct = min(args.distinct or args.clips, args.clips)
+    settings = {"n_clips": args.clips, "distinct": distinct, "n_signs": N_SIGNS,
+                "n_participants": N_PARTICIPANTS, "seed": args.seed,
+                "generator_version": synthetic.GENERATOR_VERSION}
     if marker.exists() and json.loads(marker.read_text()) == settings:
         print(f"generate: {data_dir} already holds this set; not generated again")
         return
     with Stage("generate", results) as st:
         synthetic.generate(data_dir, seed=args.seed, n_signs=N_SIGNS,
-                           n_participants=N_PARTICIPANTS, n_clips=args.clips, overwrite=True,
+                           n_participants=N_PARTICIPANTS, n_clips=distinct, overwrite=True,
                            progress=args.progress)
+        gen_s = time.perf_counter() - st.t0
+        if distinct < args.clips:
+            replicate(data_dir, args.clips, args.seed)
         marker.write_text(json.dumps(settings))
         clips = dataset.read_clips(data_dir)
-        st.info.update(n_clips=len(clips), n_signs=int(clips["sign"].nunique()),
+        st.info.update(n_clips=len(clips), distinct=distinct, generate_s=gen_s,
+                       n_signs=int(clips["sign"].nunique()),
                        n_participants=int(clips["participant_id"].nunique()),
                        disk_gb=disk_bytes(data_dir) / GB)
+
+
+def replicate(data_dir: Path, total: int, seed: int = 0) -> None:
+    """Bring a generated set to `total` clips: byte copies of randomly chosen clips' files
+    under new, unused sequence ids (same participant and sign), listed in train.csv."""
+    import pandas as pd
+    from concurrent.futures import ThreadPoolExecutor
+
+    train = pd.read_csv(data_dir / "train.csv")
+    extra = total - len(train)
+    rng = np.random.default_rng([seed, 11])
+    src = train.iloc[rng.integers(0, len(train), extra)].reset_index(drop=True)
+    ids = np.setdiff1d(np.unique(rng.integers(10 ** 6, 2 ** 32 - 1, 2 * extra)),
+                       train["sequence_id"].to_numpy())
+    ids = rng.permutation(ids)[:extra]
+    assert len(ids) == extra
+    new = src.assign(sequence_id=ids)
+    new["path"] = [f"train_landmark_files/{p}/{i}.parquet"
+                   for p, i in zip(new["participant_id"], new["sequence_id"])]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda a: shutil.copyfile(data_dir / a[0], data_dir / a[1]),
+                      zip(src["path"], new["path"]), chunksize=256))
+    pd.concat([train, new]).to_csv(data_dir / "train.csv", index=False, lineterminator="\n")
 
 
 def stage_prepare(args, results):
@@ -165,8 +197,12 @@ def stage_prepare(args, results):
                        X_shape=list(prep.X.shape), disk_gb=disk_bytes(prep.cache_dir) / GB,
                        files_per_s=(len(prep.clips) + len(prep.skipped)))
     r = results["prepare"]
-    r["files_per_s"] = r["files_per_s"] / r["wall_s"]
+    n_files = r["files_per_s"]
+    r["files_per_s"] = n_files / r["wall_s"]
     r["projection_full_s"] = N_CLIPS / r["files_per_s"]
+    # CPU-bound estimate for an otherwise idle machine with this many cores
+    r["cpu_ms_per_file"] = 1000 * r["cpu_s"] / n_files
+    r["idle_projection_full_s"] = N_CLIPS * r["cpu_s"] / n_files / (os.cpu_count() or 1)
 
 
 def stage_train(args, results):
@@ -189,12 +225,15 @@ def stage_train(args, results):
             seed=args.seed, num_classes=cfg["num_classes"])
         times = []
 
+        cpu_times = []
+
         class StepTimes(keras.callbacks.Callback):
             def on_train_batch_begin(self, batch, logs=None):
-                self.t = time.perf_counter()
+                self.t, self.c = time.perf_counter(), cpu_seconds()
 
             def on_train_batch_end(self, batch, logs=None):
                 times.append(time.perf_counter() - self.t)
+                cpu_times.append(cpu_seconds() - self.c)
 
         n_steps = args.warmup + args.steps
         t0 = time.perf_counter()
@@ -212,15 +251,32 @@ def stage_train(args, results):
         t0 = time.perf_counter()
         model.predict(probe, batch_size=256, verbose=0)
         val_rate = n_val_probe / (time.perf_counter() - t0)
-        step_s = float(np.median(times[args.warmup:])) if len(times) > args.warmup else times[-1]
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        model.predict(probe, batch_size=256, verbose=0)
+        val_cpu_per_clip = (cpu_seconds() - c0) / n_val_probe
+        timed = slice(args.warmup, None) if len(times) > args.warmup else slice(-1, None)
+        step_s = float(np.median(times[timed]))
+        step_cpu_s = float(np.median(cpu_times[timed]))
         steps_per_epoch = sampler.steps_per_epoch
         epoch_s = steps_per_epoch * step_s + len(val_idx) / val_rate
+        cores = os.cpu_count() or 1
+        idle_epoch_s = (steps_per_epoch * step_cpu_s + len(val_idx) * val_cpu_per_clip) / cores
+        # an epoch's worth of batches drawn from the memory map: the pages it touches count in
+        # VmRSS (file pages, which the kernel can drop), as during a real epoch
+        t0 = time.perf_counter()
+        it = iter(sampler)
+        for _ in range(steps_per_epoch):
+            next(it)
+        epoch_draw_s = time.perf_counter() - t0
         st.info.update(
             batch_size=sampler.batch_size, steps_timed=len(times) - args.warmup,
             first_step_s=times[0], step_s=step_s, samples_per_s=sampler.batch_size / step_s,
             fit_s=fit_s, val_copy_s=copy_s, val_clips_per_s=val_rate,
             steps_per_epoch=steps_per_epoch, epoch_s=epoch_s,
-            projection_full_s=EPOCHS * epoch_s, params=int(model.count_params()))
+            projection_full_s=EPOCHS * epoch_s, params=int(model.count_params()),
+            step_cpu_s=step_cpu_s, val_cpu_s_per_clip=val_cpu_per_clip,
+            idle_epoch_s=idle_epoch_s, idle_projection_full_s=EPOCHS * idle_epoch_s,
+            epoch_draw_s=epoch_draw_s)
 
 
 def stage_pipeline(args, results):
@@ -251,12 +307,15 @@ def report(results: dict, args) -> None:
             line += f"  disk {r['disk_gb']:.2f} GB"
         print(line)
         if name == "generate":
-            print(f"          {r['n_clips']} clips, {r['n_signs']} signs, {r['n_participants']} "
-                  f"participants; {r['n_clips'] / r['wall_s']:.0f} clips/s")
+            print(f"          {r['n_clips']} clips ({r['distinct']} generated in "
+                  f"{r['generate_s']:.0f} s = {r['distinct'] / r['generate_s']:.0f} clips/s, the "
+                  f"rest copies), {r['n_signs']} signs, {r['n_participants']} participants")
         if name == "prepare":
             print(f"          {r['files_per_s']:.0f} files/s, {r['n_kept']} kept, "
                   f"{r['n_skipped']} skipped; X {r['X_shape']}; "
-                  f"projected for {N_CLIPS} files: {fmt_hours(r['projection_full_s'])}")
+                  f"projected for {N_CLIPS} files: {fmt_hours(r['projection_full_s'])}; "
+                  f"CPU {r['cpu_ms_per_file']:.1f} ms/file -> "
+                  f"{fmt_hours(r['idle_projection_full_s'])} on {os.cpu_count()} idle cores")
         if name == "train":
             print(f"          seed preset ({r['params']:,} parameters), batch {r['batch_size']}: "
                   f"first step {r['first_step_s']:.1f} s, then {r['step_s']:.1f} s/step "
@@ -264,7 +323,12 @@ def report(results: dict, args) -> None:
                   f"validation {r['val_clips_per_s']:.0f} clips/s")
             print(f"          epoch = {r['steps_per_epoch']} steps + validation = "
                   f"{fmt_hours(r['epoch_s'])}; projected {EPOCHS} epochs: "
-                  f"{fmt_hours(r['projection_full_s'])}")
+                  f"{fmt_hours(r['projection_full_s'])} at this load")
+            print(f"          CPU {r['step_cpu_s']:.1f} s/step, "
+                  f"{1000 * r['val_cpu_s_per_clip']:.0f} ms/validation clip -> on "
+                  f"{os.cpu_count()} idle cores: epoch {fmt_hours(r['idle_epoch_s'])}, "
+                  f"{EPOCHS} epochs {fmt_hours(r['idle_projection_full_s'])}; "
+                  f"an epoch's batches drawn from the memory map in {r['epoch_draw_s']:.1f} s")
         if name == "pipeline":
             print("          " + input_pipeline.format_results(r).replace("\n", "\n          "))
 
@@ -273,10 +337,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "gislr_full_scale")
     ap.add_argument("--clips", type=int, default=N_CLIPS)
+    ap.add_argument("--distinct", type=int, default=None,
+                    help="clips generated (default all); the rest are byte copies")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=3, help="training steps timed after the warm-up")
     ap.add_argument("--warmup", type=int, default=1, help="training steps not timed (tracing)")
-    ap.add_argument("--val-clips", type=int, default=1024, help="validation clips timed")
+    ap.add_argument("--val-clips", type=int, default=256, help="validation clips timed")
     ap.add_argument("--pipeline-seconds", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=None, help="preprocessing threads")
     ap.add_argument("--stages", default="generate,prepare,train,pipeline")
