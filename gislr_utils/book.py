@@ -259,10 +259,15 @@ def get_clips(ctx: Context) -> pd.DataFrame:
 
 
 def get_prepared(ctx: Context):
-    """The preprocessed data set (`preprocessing.prepare_dataset`, cached under ``artifacts_dir/prepared``)."""
+    """The preprocessed data set (`preprocessing.prepare_dataset`, cached under ``artifacts_dir/prepared``).
+
+    The arrays are read-only memory maps of the cache files: on the full data set X is 4.8 GB,
+    which then need not fit in memory beside the seed preset's training step (about 7 GB at
+    batch 1,000; `benchmarks/full_scale.py`); the kernel keeps the pages in use cached."""
     if "prepared" not in ctx._cache:
         from . import preprocessing
-        ctx._cache["prepared"] = preprocessing.prepare_dataset(ctx.data_dir, ctx.artifacts_dir, progress=False)
+        ctx._cache["prepared"] = preprocessing.prepare_dataset(ctx.data_dir, ctx.artifacts_dir, progress=False,
+                                                               mmap=True)
     return ctx._cache["prepared"]
 
 
