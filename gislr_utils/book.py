@@ -290,10 +290,15 @@ def get_clips(ctx: Context) -> pd.DataFrame:
 
 
 def get_prepared(ctx: Context):
-    """The preprocessed data set (`preprocessing.prepare_dataset`, cached under ``artifacts_dir/prepared``)."""
+    """The preprocessed data set (`preprocessing.prepare_dataset`, cached under ``artifacts_dir/prepared``).
+
+    The arrays are read-only memory maps of the cache files: on the full data set X is 4.8 GB,
+    which then need not fit in memory beside the seed preset's training step (about 7 GB at
+    batch 1,000; `benchmarks/full_scale.py`); the kernel keeps the pages in use cached."""
     if "prepared" not in ctx._cache:
         from . import preprocessing
-        ctx._cache["prepared"] = preprocessing.prepare_dataset(ctx.data_dir, ctx.artifacts_dir, progress=False)
+        ctx._cache["prepared"] = preprocessing.prepare_dataset(ctx.data_dir, ctx.artifacts_dir, progress=False,
+                                                               mmap=True)
     return ctx._cache["prepared"]
 
 
@@ -354,7 +359,7 @@ def get_stats(ctx: Context, recompute: bool = False, verbose: int = 1) -> dict:
             print(f"the statistics in {show_path(path)} are {why}: recomputing them")
     prepared = get_prepared(ctx)
     train_idx, _ = get_split(ctx)
-    stats = statistics.compute_stats(prepared.X[train_idx])
+    stats = statistics.compute_stats(prepared.X, rows=train_idx)
     with runs.atomic_path(path) as tmp:
         statistics.save_stats(stats, tmp)
     runs.write_manifest(manifest, spec, fingerprint=training.stats_fingerprint(stats))

@@ -55,9 +55,11 @@ index divided by the largest index times 64 can reach 64, the position used for 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,6 +452,10 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
     `PREPROCESSING_VERSION`: editing, replacing or touching any input prepares the set anew.
     `artifacts_dir=None` means `config.DEFAULT_ARTIFACTS_DIR`. `mmap=True` opens cached arrays as
     read-only memory maps (the full competition set is about 4.8 GB). Chapters 2-5 use it.
+
+    Memory: the arrays are assembled `PREPARE_CHUNK` clips at a time and written straight into
+    the cache files (`_assemble_arrays`), then loaded from there (in full, or mapped with
+    `mmap=True`), so preparing needs one chunk's memory (about 200 MB) beyond the result.
     """
     from .config import DEFAULT_ARTIFACTS_DIR
 
@@ -464,27 +470,20 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
         _report_skipped(cached.skipped)
         return cached
 
-    X, IDX = preprocess_files(clips["path"], workers=workers, progress=progress, input_size=size)
-    no_hand = IDX[:, 0] < 0      # no kept frame <=> the first index is padding (-1)
-    skipped = clips[no_hand].assign(reason=SKIP_NO_HAND).reset_index(drop=True)
-    kept = clips[~no_hand].reset_index(drop=True)
-    keep = np.flatnonzero(~no_hand)
-    for j, i in enumerate(keep):  # compact in place: no second copy of a multi-GB array
-        if i != j:
-            X[j], IDX[j] = X[i], IDX[i]
-    result = PreparedData(
-        X=X[:len(keep)], idxs=IDX[:len(keep)], y=kept["label"].to_numpy(np.int32),
-        participant_id=kept["participant_id"].to_numpy(np.int64),
-        sequence_id=kept["sequence_id"].to_numpy(np.int64),
-        clips=kept, skipped=skipped, cache_dir=cache_dir,
-    )
-    # write to a temporary folder, then rename: an interrupted run leaves no half cache
-    runs.clean_stale_temporaries(cache_dir.parent)     # left by killed preparations
+    # The arrays are written to .npy files in a temporary folder PREPARE_CHUNK clips at a time
+    # (memory: one chunk, whatever the size of the data set), then the folder is renamed: an
+    # interrupted run leaves no half cache; what killed runs left behind is removed first.
+    runs.clean_stale_temporaries(cache_dir.parent)
     tmp = runs.temp_path(cache_dir)
     tmp.mkdir(parents=True)
     try:
-        for name in _ARRAYS:
-            np.save(tmp / f"{name}.npy", getattr(result, name))
+        keep = _assemble_arrays(clips["path"], tmp, workers=workers, progress=progress,
+                                input_size=size)
+        skipped = clips[~keep].assign(reason=SKIP_NO_HAND).reset_index(drop=True)
+        kept = clips[keep].reset_index(drop=True)
+        np.save(tmp / "y.npy", kept["label"].to_numpy(np.int32))
+        np.save(tmp / "participant_id.npy", kept["participant_id"].to_numpy(np.int64))
+        np.save(tmp / "sequence_id.npy", kept["sequence_id"].to_numpy(np.int64))
         kept.to_csv(tmp / "clips.csv", index=False)
         skipped.to_csv(tmp / "skipped.csv", index=False)
         meta = dict(key=key, data_dir=str(data_dir), n_clips=len(clips), n_kept=len(kept),
@@ -498,5 +497,78 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _report_skipped(skipped)
+    result = _load_cache(cache_dir, mmap)
+    _report_skipped(result.skipped)
     return result
+
+
+# Clips preprocessed per chunk by prepare_dataset (4,096 clips: about 200 MB of float32).
+PREPARE_CHUNK = 4096
+
+
+def _assemble_arrays(paths, out_dir: Path, workers=None, progress=True,
+                     input_size: int = INPUT_SIZE) -> np.ndarray:
+    """Preprocess `paths` into ``out_dir/X.npy`` and ``out_dir/idxs.npy``; returns `keep` [n].
+
+    `PREPARE_CHUNK` clips at a time (`preprocess_files`); each chunk's clips with a hand are
+    appended to the .npy files (headers written first for all `n` clips), clips with no hand in
+    any frame (first index -1) are left out (`keep` is False for them) and the headers are set
+    to the kept rows at the end (`_truncate_npy`). The files are identical to ``np.save`` of
+    the kept rows. Memory: one chunk's arrays, not the whole set's (4.8 GB for GISLR), and no
+    memory map whose written pages would count as the process's memory.
+    """
+    paths = [str(p) for p in paths]
+    n = len(paths)
+    files = {}
+    for name, shape in (("X", (n, input_size, N_COLS, N_DIMS)), ("idxs", (n, input_size))):
+        files[name] = f = open(out_dir / f"{name}.npy", "wb")
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False, "shape": shape})
+    keep = np.zeros(n, dtype=bool)
+    bar = tqdm(total=n, desc="preprocessing", unit="file", disable=not progress or n == 0)
+    try:
+        for start in range(0, n, PREPARE_CHUNK):
+            xc, ic = preprocess_files(paths[start:start + PREPARE_CHUNK], workers=workers,
+                                      progress=False, input_size=input_size)
+            ok = ic[:, 0] >= 0   # no kept frame <=> the first index is padding (-1)
+            files["X"].write(np.ascontiguousarray(xc[ok] if not ok.all() else xc).data)
+            files["idxs"].write(np.ascontiguousarray(ic[ok] if not ok.all() else ic).data)
+            keep[start:start + len(ok)] = ok
+            bar.update(len(ok))
+    finally:
+        bar.close()
+        for f in files.values():
+            f.close()
+    n_kept = int(keep.sum())
+    if n_kept < n:
+        _truncate_npy(out_dir / "X.npy", n_kept)
+        _truncate_npy(out_dir / "idxs.npy", n_kept)
+    return keep
+
+
+def _truncate_npy(path: Path, n_rows: int) -> None:
+    """Keep the first `n_rows` rows of a C-ordered .npy file in place (header and size)."""
+    with open(path, "r+b") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        offset = f.tell()
+        if fortran or not 0 <= n_rows <= shape[0]:
+            raise ValueError(f"{path}: cannot cut a {list(shape)} array to {n_rows} rows")
+        new_shape = (n_rows, *shape[1:])
+        text = ("{'descr': %r, 'fortran_order': False, 'shape': %r, }"
+                % (np.lib.format.dtype_to_descr(dtype), new_shape))
+        size_fmt = "<H" if version == (1, 0) else "<I"
+        room = offset - len(np.lib.format.magic(*version)) - struct.calcsize(size_fmt)
+        header = text.ljust(room - 1).encode("latin1") + b"\n"  # same length as before
+        buf = io.BytesIO()
+        buf.write(np.lib.format.magic(*version))
+        buf.write(struct.pack(size_fmt, room))
+        buf.write(header)
+        assert len(buf.getvalue()) == offset
+        f.seek(0)
+        f.write(buf.getvalue())
+        f.truncate(offset + n_rows * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)

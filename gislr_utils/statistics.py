@@ -35,31 +35,46 @@ def _check_X(X) -> np.ndarray:
     return X
 
 
-def _chunks(X):
-    """Float64 x, y of a few thousand clips at a time, as [frames, 66, 2]."""
+def _chunks(X, rows=None):
+    """Float64 x, y of a few thousand clips at a time, as [frames, 66, 2]; with `rows`, of the
+    clips `X[rows]` in that order, read a chunk at a time (the same chunks as `X[rows]` gives)."""
+    if rows is not None and X.ndim != 4:
+        X, rows = X[rows], None
     if X.ndim != 4:                      # [..., 66, d]: chunk over flattened frames
         X, step = X.reshape(-1, *X.shape[-2:]), _CHUNK * 64
     else:                                # [n, 64, 66, d] (possibly a memmap): chunk over clips
         step = _CHUNK
-    for start in range(0, len(X), step):
-        chunk = np.asarray(X[start:start + step, ..., :STAT_DIMS], dtype=np.float64)
+    for start in range(0, len(X) if rows is None else len(rows), step):
+        if rows is None:
+            chunk = X[start:start + step, ..., :STAT_DIMS]
+        else:
+            chunk = X[rows[start:start + step]][..., :STAT_DIMS]
+        chunk = np.asarray(chunk, dtype=np.float64)
         yield chunk.reshape(-1, N_COLS, STAT_DIMS)
 
 
-def compute_stats(X) -> dict[str, np.ndarray]:
+def compute_stats(X, rows=None) -> dict[str, np.ndarray]:
     """Mean and std of the non-zero x, y values of each landmark -> {"mean", "std"} [66, 2] f32.
 
     `X` is a prepared array `[n, 64, 66, 3]` (any `[..., 66, >=2]` works); rows of the result
     are the 66 landmark columns, columns are x and y. Vectorised with masked sums in float64,
     in chunks of clips (two passes: mean, then squared deviations, like `np.std`); it equals the
     original per-landmark loop up to float32 rounding. No non-zero value: mean 0, std 1;
-    std 0: std 1 (see the module docstring).
+    std 0: std 1 (see the module docstring). `rows` (optional, integer indices into the first
+    axis) restricts the statistics to those clips: ``compute_stats(X, rows)`` equals
+    ``compute_stats(X[rows])`` bit for bit without copying them (the training clips of a
+    memory-mapped full set would be 4.3 GB).
     Raises ValueError if X holds NaN (preprocessing writes 0 for missing values). Chapter 2.
     """
     X = _check_X(X)
+    if rows is not None:
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise ValueError(f"rows must be a 1-D array of integer indices, got {rows.dtype} "
+                             f"{list(rows.shape)}")
     count = np.zeros((N_COLS, STAT_DIMS))
     total = np.zeros((N_COLS, STAT_DIMS))
-    for v in _chunks(X):
+    for v in _chunks(X, rows):
         if np.isnan(v).any():
             raise ValueError("X contains NaN: compute statistics on preprocessed arrays "
                              "(preprocessing.preprocess turns NaN into 0)")
@@ -69,7 +84,7 @@ def compute_stats(X) -> dict[str, np.ndarray]:
     present = count > 0
     mean = np.divide(total, count, out=np.zeros_like(total), where=present)
     squares = np.zeros((N_COLS, STAT_DIMS))
-    for v in _chunks(X):
+    for v in _chunks(X, rows):
         squares += np.where(v != 0, (v - mean) ** 2, 0.0).sum(axis=0)
     std = np.sqrt(np.divide(squares, count, out=np.ones_like(squares), where=present))
     std[std < 1e-8] = 1.0                # constant values (std 0 up to rounding)

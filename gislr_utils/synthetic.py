@@ -306,10 +306,28 @@ SIMILAR_PAIRS = (
 )
 
 
+def sign_key(spec: SignSpec) -> tuple:
+    """What makes two synthetic signs tell-apart at a glance: place (anchor), movement (path and
+    its direction: octant of `vec` for lines, strokes, hops, taps and wags, turning sense for
+    circles, none for holds), hand shape (and the one it changes to) and one or two hands. The
+    procedurally drawn signs of :func:`sign_catalogue` all have different keys, none equal to a
+    hand-made sign's."""
+    if spec.path == "hold":
+        direction = None
+    elif spec.path == "circle":
+        direction = int(np.sign(spec.cycles))
+    else:
+        ang = math.atan2(spec.vec[1], spec.vec[0])
+        direction = int(round(ang / (np.pi / 4))) % 8
+    return (spec.anchor, spec.path, direction, spec.shape, spec.shape_end, spec.two_hands)
+
+
 def sign_catalogue(n_signs: int | None = None, seed: int = 0) -> list[SignSpec]:
     """The signs of a synthetic set: the hand-made :data:`CATALOGUE` first, then (for more than
     its 26 signs, up to 250) procedurally drawn signs named after the remaining signs of the
-    competition's map, in map order."""
+    competition's map, in map order. A drawn sign whose :func:`sign_key` (place, movement and
+    direction, hand shape, hands) equals that of any earlier sign is drawn again, so all drawn
+    signs are distinct; the draws are a function of `seed` alone."""
     n_signs = DEFAULT_SIZE["n_signs"] if n_signs is None else int(n_signs)
     if not 2 <= n_signs <= NUM_CLASSES:
         raise ValueError(f"n_signs={n_signs} must be between 2 and {NUM_CLASSES}")
@@ -317,23 +335,33 @@ def sign_catalogue(n_signs: int | None = None, seed: int = 0) -> list[SignSpec]:
     if n_signs > len(CATALOGUE):
         rng = np.random.default_rng([seed, 7])
         used = {s.name for s in CATALOGUE}
+        keys = {sign_key(s) for s in CATALOGUE}
         names = [s for s in config.SIGN_TO_INDEX if s not in used][: n_signs - len(CATALOGUE)]
         shapes = sorted(set(HANDSHAPES) - {"relaxed"})
         for name in names:
-            path = PATHS[rng.integers(len(PATHS))]
-            ang = rng.uniform(0, 2 * np.pi)
-            length = rng.uniform(0.1, 0.45)
-            shape = shapes[rng.integers(len(shapes))]
-            change = rng.random() < 0.3
-            specs.append(SignSpec(
-                name, ANCHORS[rng.integers(len(ANCHORS))], int(rng.choice([4, 8, 9, 12])), path,
-                (round(length * math.cos(ang), 3), round(length * math.sin(ang), 3)),
-                cycles=float(rng.choice([1, 2, 3]) * (1 if rng.random() < 0.5 else -1)),
-                shape=shape, shape_end=shapes[rng.integers(len(shapes))] if change else None,
-                shape_cycles=float(rng.integers(0, 3)) if change else 0.0,
-                roll=tuple(np.round(rng.uniform(-90, 90, 2), 0)), yaw=(float(rng.choice([0, 60, 150])),) * 2,
-                two_hands=bool(rng.random() < 0.2), frames=int(rng.integers(11, 19))))
+            while True:
+                spec = _draw_sign(rng, name, shapes)
+                if sign_key(spec) not in keys:
+                    break
+            keys.add(sign_key(spec))
+            specs.append(spec)
     return specs
+
+
+def _draw_sign(rng, name: str, shapes: list) -> SignSpec:
+    path = PATHS[rng.integers(len(PATHS))]
+    ang = rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(0.1, 0.45)
+    shape = shapes[rng.integers(len(shapes))]
+    change = rng.random() < 0.3
+    return SignSpec(
+        name, ANCHORS[rng.integers(len(ANCHORS))], int(rng.choice([4, 8, 9, 12])), path,
+        (round(length * math.cos(ang), 3), round(length * math.sin(ang), 3)),
+        cycles=float(rng.choice([1, 2, 3]) * (1 if rng.random() < 0.5 else -1)),
+        shape=shape, shape_end=shapes[rng.integers(len(shapes))] if change else None,
+        shape_cycles=float(rng.integers(0, 3)) if change else 0.0,
+        roll=tuple(np.round(rng.uniform(-90, 90, 2), 0)), yaw=(float(rng.choice([0, 60, 150])),) * 2,
+        two_hands=bool(rng.random() < 0.2), frames=int(rng.integers(11, 19)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,24 +754,39 @@ def _unique_ints(rng, n, low, high):
     return rng.permutation(out)
 
 
+def _clip_counts(rng, total: int, n_participants: int, n_signs: int) -> np.ndarray:
+    """Clips per participant and sign [n_participants, n_signs] summing to `total`, uneven as in
+    GISLR (its participants have about 3,000 to 6,000 clips, its signs about 300 to 415): a
+    multinomial draw with participant weights in [0.65, 1.35] and sign weights in [0.75, 1.05]."""
+    wp = rng.uniform(0.65, 1.35, n_participants)
+    ws = rng.uniform(0.75, 1.05, n_signs)
+    prob = np.outer(wp, ws).ravel()
+    return rng.multinomial(total, prob / prob.sum()).reshape(n_participants, n_signs)
+
+
 def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
              n_participants: int = DEFAULT_SIZE["n_participants"],
              clips_per_sign: int = DEFAULT_SIZE["clips_per_sign"], left_fraction: float = 0.35,
              no_hand_fraction: float = 0.002, switch_fraction: float = 0.05,
-             overwrite: bool = False, progress: bool = False) -> Path:
+             overwrite: bool = False, progress: bool = False, n_clips: int | None = None) -> Path:
     """Generate a synthetic GISLR data set into `out_dir` and return it (chapter 1).
 
     Writes ``train.csv``, ``sign_to_prediction_index_map.json`` (the full 250-sign map),
     ``train_landmark_files/<participant_id>/<sequence_id>.parquet`` and
     ``synthetic_participants.csv`` (each participant's drawn properties, for teaching). Sizes:
     `n_signs` signs (:func:`sign_catalogue`), `n_participants` participants, `clips_per_sign`
-    clips of every sign per participant. `left_fraction` of the participants sign with MediaPipe's
+    clips of every sign per participant, or, with `n_clips`, that many clips in all, spread
+    unevenly as in GISLR (:func:`_clip_counts`: some participants and signs have more clips than
+    others; `clips_per_sign` is then ignored). `left_fraction` of the participants sign with MediaPipe's
     ``left_hand`` (real sample: 8 of 21), `switch_fraction` of clips use the other hand, and
     `no_hand_fraction` of clips have no hand at all (such clips exist in the real data too).
     Same arguments -> byte-identical ``train.csv`` and identical landmark arrays.
     """
     out_dir = Path(out_dir)
-    for name, v in (("n_participants", n_participants), ("clips_per_sign", clips_per_sign)):
+    sizes = (("n_participants", n_participants), ("clips_per_sign", clips_per_sign))
+    if n_clips is not None:
+        sizes += (("n_clips", n_clips),)
+    for name, v in sizes:
         if int(v) < 1:
             raise ValueError(f"{name}={v} must be at least 1")
     for name, v in (("left_fraction", left_fraction), ("no_hand_fraction", no_hand_fraction),
@@ -760,21 +803,25 @@ def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
     tpl = load_template()
     specs = sign_catalogue(n_signs, seed)
     people = _participants(rng, int(n_participants), tpl, left_fraction)
-    n_clips = len(specs) * len(people) * int(clips_per_sign)
-    seq_ids = _unique_ints(rng, n_clips, 10 ** 6, 2 ** 32 - 1)
+    if n_clips is None:
+        counts = np.full((len(people), len(specs)), int(clips_per_sign))
+    else:
+        counts = _clip_counts(rng, int(n_clips), len(people), len(specs))
+    total = int(counts.sum())
+    seq_ids = _unique_ints(rng, total, 10 ** 6, 2 ** 32 - 1)
     plan = [(pi, si) for pi in range(len(people)) for si in range(len(specs))
-            for _ in range(int(clips_per_sign))]
-    n_none = int(round(no_hand_fraction * n_clips))
-    none_clips = set(rng.choice(n_clips, n_none, replace=False).tolist()) if n_none else set()
-    switched = rng.random(n_clips) < switch_fraction
-    lengths = _base_lengths(rng, n_clips)
+            for _ in range(int(counts[pi, si]))]
+    n_none = int(round(no_hand_fraction * total))
+    none_clips = set(rng.choice(total, n_none, replace=False).tolist()) if n_none else set()
+    switched = rng.random(total) < switch_fraction
+    lengths = _base_lengths(rng, total)
     anchors_idx = _anchor_landmarks(tpl)
 
     records = [SimpleNamespace(**r) for r in people.to_dict("records")]
     for pid in people["participant_id"]:
         (out_dir / "train_landmark_files" / str(pid)).mkdir(parents=True, exist_ok=True)
     rows = []
-    it = range(n_clips)
+    it = range(total)
     if progress:
         from tqdm.auto import tqdm
         it = tqdm(it, desc="synthetic clips", unit="clip")

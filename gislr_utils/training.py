@@ -763,7 +763,7 @@ def _split_and_stats(prepared, stats=None, verbose: int = 1):
         if verbose:
             print(msg)
     if stats is None:
-        stats = _stats_io().compute_stats(prepared.X[train_idx])
+        stats = _stats_io().compute_stats(prepared.X, rows=train_idx)   # no copy of the clips
     return train_idx, val_idx, stats
 
 

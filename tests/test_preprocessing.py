@@ -525,3 +525,52 @@ def test_prepare_dataset_skips_and_reports_clips_without_hand(tmp_path, capsys):
     again = P.prepare_dataset(data_dir, tmp_path / "art", progress=False)   # from cache: reported again
     assert "skipped 1" in capsys.readouterr().out
     pd.testing.assert_frame_equal(again.skipped, prep.skipped, check_dtype=False)
+
+
+@needs_real
+def test_prepare_dataset_chunked_assembly_equals_in_memory(tmp_path, monkeypatch):
+    """Chunks of 2 clips written to the cache files, a no-hand clip inside a chunk: the arrays
+    (and .npy files) equal preprocessing all clips in memory and dropping the no-hand one."""
+    data_dir = _copy_data_dir(tmp_path / "data", n=6)
+    train = pd.read_csv(data_dir / "train.csv")
+    frames = dataset.load_frames(data_dir / train["path"].iloc[0])
+    frames[:, LEFT_HAND_IDXS0] = np.nan
+    frames[:, RIGHT_HAND_IDXS0] = np.nan
+    rel = "train_landmark_files/999/1.parquet"
+    (data_dir / rel).parent.mkdir(parents=True)
+    dataset.write_landmark_file(data_dir / rel, frames)
+    row = pd.DataFrame([dict(path=rel, participant_id=999, sequence_id=1,
+                             sign=train["sign"].iloc[0])])
+    pd.concat([train.iloc[:3], row, train.iloc[3:]]).to_csv(data_dir / "train.csv", index=False)
+
+    clips = dataset.read_clips(data_dir)
+    X_all, I_all = preprocess_files(clips["path"], progress=False)
+    keep = I_all[:, 0] >= 0
+    assert list(np.flatnonzero(~keep)) == [3]
+    monkeypatch.setattr(P, "PREPARE_CHUNK", 2)
+    for mmap in (False, True):
+        prep = P.prepare_dataset(data_dir, tmp_path / f"art{mmap}", progress=False, mmap=mmap)
+        np.testing.assert_array_equal(prep.X, X_all[keep])
+        np.testing.assert_array_equal(prep.idxs, I_all[keep])
+        assert prep.X.dtype == np.float32 and prep.X.shape == (6, 64, 66, 3)
+        assert isinstance(prep.X, np.memmap) == mmap
+        np.testing.assert_array_equal(prep.y, clips["label"].to_numpy()[keep])
+        np.testing.assert_array_equal(prep.sequence_id, clips["sequence_id"].to_numpy()[keep])
+        assert list(prep.skipped["sequence_id"]) == [1]
+    for name, expected in (("X", X_all[keep]), ("idxs", I_all[keep])):
+        ref = tmp_path / f"ref_{name}.npy"
+        np.save(ref, expected)
+        assert (prep.cache_dir / f"{name}.npy").read_bytes() == ref.read_bytes()
+
+
+def test_truncate_npy_keeps_leading_rows(tmp_path):
+    a = np.arange(5 * 7 * 3, dtype=np.float32).reshape(5, 7, 3)
+    for rows in (5, 3, 0):
+        path = tmp_path / f"a{rows}.npy"
+        np.save(path, a)
+        P._truncate_npy(path, rows)
+        np.testing.assert_array_equal(np.load(path), a[:rows])
+        if rows:
+            np.testing.assert_array_equal(np.load(path, mmap_mode="r"), a[:rows])
+    with pytest.raises(ValueError, match="cannot cut"):
+        P._truncate_npy(tmp_path / "a3.npy", 4)

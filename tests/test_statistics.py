@@ -61,6 +61,32 @@ def test_compute_stats_independent_of_chunking_and_shape(monkeypatch):
         np.testing.assert_allclose(flat[k], full[k], rtol=1e-6)
 
 
+def test_compute_stats_rows_equal_the_copied_rows(monkeypatch, tmp_path):
+    """compute_stats(X, rows) reads the clips a chunk at a time (also from a memory map) and
+    equals compute_stats(X[rows]) exactly, and the loop definition on those clips."""
+    X = random_X(n=30, seed=2)
+    X[3, :5, 10, 0] = 9.0               # an outlier in a clip left out
+    rows = np.array([0, 2, 5, 6, 7, 11, 12, 20, 21, 29, 17])
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(S, "_CHUNK", 4)
+    expected = compute_stats(X[rows])
+    mean, std = loop_stats(X[rows])
+    for source in (X, mapped):
+        got = compute_stats(source, rows=rows)
+        for k in ("mean", "std"):
+            np.testing.assert_array_equal(got[k], expected[k])
+        np.testing.assert_allclose(got["mean"], mean, rtol=1e-5)
+        np.testing.assert_allclose(got["std"], std, rtol=1e-4)
+    assert not np.array_equal(compute_stats(X)["mean"], expected["mean"])
+    flat = X.reshape(-1, N_COLS, 3)                         # other shapes: rows of the first axis
+    np.testing.assert_array_equal(compute_stats(flat, rows=rows)["std"],
+                                  compute_stats(flat[rows])["std"])
+    with pytest.raises(ValueError, match="rows"):
+        compute_stats(X, rows=np.array([0.5, 1.0]))
+
+
 def test_constant_landmark_gets_std_one():
     X = random_X(n=5)
     X[:, :10, 3, :] = 0.25

@@ -197,6 +197,48 @@ def test_sign_catalogue():
     assert config.SIGN_TO_INDEX[specs[0].name] == 113
 
 
+def test_250_distinct_signs_deterministic():
+    every = synthetic.sign_catalogue(250)
+    keys = [synthetic.sign_key(s) for s in every]
+    assert len(set(keys)) == 250                              # place/movement/shape/hands differ
+    assert every[:len(synthetic.CATALOGUE)] == list(synthetic.CATALOGUE)
+    assert synthetic.sign_catalogue(40) == every[:40]         # a smaller set: the first signs
+    other = synthetic.sign_catalogue(250, seed=1)
+    assert other[:26] == every[:26] and other[26:] != every[26:]
+    assert len({synthetic.sign_key(s) for s in other}) == 250
+    # the key tells movements apart: direction of a line, sense of a circle
+    line = synthetic.CATALOGUE[8]                             # "up"
+    assert line.path == "line"
+    down = synthetic.SignSpec("x", line.anchor, line.contact, "line", (0.0, 0.4), shape=line.shape)
+    assert synthetic.sign_key(down) != synthetic.sign_key(line)
+    please, happy = synthetic.CATALOGUE[4], synthetic.CATALOGUE[5]
+    assert synthetic.sign_key(please) != synthetic.sign_key(happy)
+
+
+def test_clip_counts_uneven_and_exact():
+    counts = synthetic._clip_counts(np.random.default_rng(0), 94477, 21, 250)
+    assert counts.shape == (21, 250) and counts.sum() == 94477
+    per_person, per_sign = counts.sum(1), counts.sum(0)
+    assert per_person.max() > 1.3 * per_person.min()          # GISLR: ~3,000 to ~6,000
+    assert per_sign.min() > 250 and per_sign.max() < 500      # GISLR: ~300 to ~415
+    again = synthetic._clip_counts(np.random.default_rng(0), 94477, 21, 250)
+    np.testing.assert_array_equal(counts, again)
+
+
+def test_generate_with_n_clips(tmp_path):
+    size = dict(n_signs=30, n_participants=3, n_clips=40)
+    a = synthetic.generate(tmp_path / "a", seed=1, **size)
+    b = synthetic.generate(tmp_path / "b", seed=1, **size)
+    assert (a / "train.csv").read_bytes() == (b / "train.csv").read_bytes()
+    clips = read_clips(a)
+    assert len(clips) == 40 and clips["participant_id"].nunique() == 3
+    names = {s.name for s in synthetic.sign_catalogue(30)}
+    assert set(clips["sign"]) <= names and clips["sign"].nunique() > 15
+    assert clips["sequence_id"].is_unique
+    with pytest.raises(ValueError, match="n_clips=0"):
+        synthetic.generate(tmp_path / "c", n_clips=0)
+
+
 def test_hand_shapes_bend_fingers():
     tpl = synthetic.load_template()
     flat = synthetic.hand_shape(tpl["hand"], np.array([synthetic.HANDSHAPES["5"]]))[0]

@@ -1,0 +1,397 @@
+"""Full-scale rehearsal of the seed preset: a synthetic set the size of GISLR, prepared and trained.
+
+    python benchmarks/full_scale.py --full [--out DIR] [--distinct N] [--steps 3] [--cleanup]
+    python benchmarks/full_scale.py --clips 5000 [...]      # a smaller rehearsal
+
+Without ``--full`` or ``--clips`` it only says what it would do (`make benchmarks` runs every
+script here; the full rehearsal writes about 40 GB and runs for an hour or more).
+
+Stages (each prints wall time, CPU time, peak memory, disk used and a projection):
+
+1. ``generate``: `synthetic.generate` with the real data's shape: 94,477 clips (``--clips``),
+   250 distinct signs, 21 participants, uneven clips per participant and sign, the real
+   clip-length distribution; into ``<out>/data`` (about 376 KB a clip: 35 GB at full size).
+   The generator draws clips one after the other (about 10 ms of CPU a clip); on a busy machine
+   ``--distinct N`` generates N clips and brings the set to ``--clips`` files with byte copies of
+   them under new sequence ids (same participant and sign; `replicate`), which costs the next
+   stages the same per file. Skipped when ``<out>/data`` already holds this set.
+2. ``prepare``: `preprocessing.prepare_dataset` into ``<out>/artifacts`` (memory-mapped result);
+   goal: <= 3 minutes for 94,477 files on 2 cores.
+3. ``train``: the seed preset as `training.train` sets it up (participant split, statistics of
+   the training clips, `model.build_model`, `training.compile_model`,
+   `training.BalancedSignBatches` over the memory-mapped arrays), fitted for ``--warmup`` +
+   ``--steps`` steps; the time per step after the warm-up and the validation speed give the
+   projected time of a full run (100 epochs of ``len(train) // 1000`` steps plus validation).
+4. ``pipeline``: the sampler's samples/s from the memory map and from RAM against the training
+   step's (`benchmarks/input_pipeline.py`).
+
+Peak memory is sampled from ``/proc/self/status`` every 0.1 s: ``VmRSS`` (what `top` shows:
+anonymous memory plus file pages mapped and touched, such as a memory-mapped X that has been
+read) and ``RssAnon`` (memory the process owns; file pages can be dropped by the kernel at any
+time). The goal (<= 8 GB) is for the peak RSS. Results go to ``<out>/full_scale.json`` too, one
+entry per stage, so that stages run in separate calls are reported together.
+Remove ``<out>`` afterwards (``--cleanup`` does it at the end).
+
+Measured 2026-11-25 (``--full --distinct 8000 --steps 1``, 2 cores shared with other jobs, load
+average 6-12, so wall times are 3-4x those of an idle machine; the CPU-time estimates are not):
+generate 8,000 clips 284 s + copies, 32.7 GB; prepare 795 s wall, 2.8 ms CPU a file (2.2 min
+on 2 idle cores), peak RSS 1.3 GB, cache 4.5 GB; statistics 111 s, 0.85 GB anonymous; seed
+training step (batch 1,000) 54.5 CPU-s (about 37 samples/s on 2 idle cores), peak anonymous
+memory 7.1 GB (VmRSS 12.0 GB with the memory-mapped X's cached pages), epoch of 79 steps plus
+validation about 38 min, 100 epochs about 63 h on 2 idle cores; sampler 19,600 samples/s from
+the memory map, 23,000 from RAM.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+import gislr_utils  # noqa: F401  (silences TensorFlow first)
+from gislr_utils import dataset, preprocessing, statistics, synthetic, training
+
+N_CLIPS = 94_477
+N_SIGNS = 250
+N_PARTICIPANTS = 21
+EPOCHS = 100
+GB = 1024 ** 3
+
+
+class PeakMemory:
+    """Peak VmRSS and RssAnon of this process while the `with` block runs (sampled)."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self.peak = {"VmRSS": 0, "RssAnon": 0}
+
+    @staticmethod
+    def now() -> dict:
+        out = {}
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key in ("VmRSS", "RssAnon"):
+                        out[key] = int(value.split()[0]) * 1024
+        except OSError:                                   # not Linux: lifetime peak only
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            out = {"VmRSS": peak, "RssAnon": peak}
+        return out
+
+    def _sample(self):
+        for k, v in self.now().items():
+            self.peak[k] = max(self.peak[k], v)
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self._stop = threading.Event()
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes of the files under `path` (apparent sizes)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Stage:
+    """Times a stage (wall and CPU), samples its peak memory, records the result."""
+
+    def __init__(self, name: str, results: dict):
+        self.name, self.results = name, results
+        self.info: dict = {}
+
+    def __enter__(self):
+        self.mem = PeakMemory().__enter__()
+        self.t0, self.c0 = time.perf_counter(), cpu_seconds()
+        self.load0 = os.getloadavg()
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        self.mem.__exit__()
+        if exc_type is not None:
+            return False
+        self.results[self.name] = {
+            "wall_s": time.perf_counter() - self.t0, "cpu_s": cpu_seconds() - self.c0,
+            "peak_rss_gb": self.mem.peak["VmRSS"] / GB, "peak_anon_gb": self.mem.peak["RssAnon"] / GB,
+            "loadavg_start": self.load0, "loadavg_end": os.getloadavg(), **self.info}
+        return False
+
+
+def fmt_hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def stage_generate(args, results):
+    data_dir = args.out / "data"
+    marker = data_dir / ".full_scale_complete.json"
+    distinct = min(args.distinct or args.clips, args.clips)
+    settings = {"n_clips": args.clips, "distinct": distinct, "n_signs": N_SIGNS,
+                "n_participants": N_PARTICIPANTS, "seed": args.seed,
+                "generator_version": synthetic.GENERATOR_VERSION}
+    if marker.exists() and json.loads(marker.read_text()) == settings:
+        print(f"generate: {data_dir} already holds this set; not generated again")
+        return
+    with Stage("generate", results) as st:
+        synthetic.generate(data_dir, seed=args.seed, n_signs=N_SIGNS,
+                           n_participants=N_PARTICIPANTS, n_clips=distinct, overwrite=True,
+                           progress=args.progress)
+        gen_s = time.perf_counter() - st.t0
+        if distinct < args.clips:
+            replicate(data_dir, args.clips, args.seed)
+        marker.write_text(json.dumps(settings))
+        clips = dataset.read_clips(data_dir)
+        st.info.update(n_clips=len(clips), distinct=distinct, generate_s=gen_s,
+                       n_signs=int(clips["sign"].nunique()),
+                       n_participants=int(clips["participant_id"].nunique()),
+                       disk_gb=disk_bytes(data_dir) / GB)
+
+
+def replicate(data_dir: Path, total: int, seed: int = 0) -> None:
+    """Bring a generated set to `total` clips: byte copies of randomly chosen clips' files
+    under new, unused sequence ids (same participant and sign), listed in train.csv."""
+    import pandas as pd
+    from concurrent.futures import ThreadPoolExecutor
+
+    train = pd.read_csv(data_dir / "train.csv")
+    extra = total - len(train)
+    rng = np.random.default_rng([seed, 11])
+    src = train.iloc[rng.integers(0, len(train), extra)].reset_index(drop=True)
+    ids = np.setdiff1d(np.unique(rng.integers(10 ** 6, 2 ** 32 - 1, 2 * extra)),
+                       train["sequence_id"].to_numpy())
+    ids = rng.permutation(ids)[:extra]
+    assert len(ids) == extra
+    new = src.assign(sequence_id=ids)
+    new["path"] = [f"train_landmark_files/{p}/{i}.parquet"
+                   for p, i in zip(new["participant_id"], new["sequence_id"])]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda a: shutil.copyfile(data_dir / a[0], data_dir / a[1]),
+                      zip(src["path"], new["path"]), chunksize=256))
+    pd.concat([train, new]).to_csv(data_dir / "train.csv", index=False, lineterminator="\n")
+
+
+def stage_prepare(args, results):
+    data_dir, art = args.out / "data", args.out / "artifacts"
+    shutil.rmtree(art / "prepared", ignore_errors=True)          # measure a preparation, not a load
+    with Stage("prepare", results) as st:
+        prep = preprocessing.prepare_dataset(data_dir, art, workers=args.workers,
+                                             progress=args.progress, mmap=True)
+        st.info.update(n_kept=len(prep.clips), n_skipped=len(prep.skipped),
+                       X_shape=list(prep.X.shape), disk_gb=disk_bytes(prep.cache_dir) / GB,
+                       files_per_s=(len(prep.clips) + len(prep.skipped)))
+    r = results["prepare"]
+    n_files = r["files_per_s"]
+    r["files_per_s"] = n_files / r["wall_s"]
+    r["projection_full_s"] = N_CLIPS / r["files_per_s"]
+    # CPU-bound estimate for an otherwise idle machine with this many cores
+    r["cpu_ms_per_file"] = 1000 * r["cpu_s"] / n_files
+    r["idle_projection_full_s"] = N_CLIPS * r["cpu_s"] / n_files / (os.cpu_count() or 1)
+
+
+def stage_train(args, results):
+    from gislr_utils._tf import keras
+    from gislr_utils.model import build_model
+
+    art = args.out / "artifacts"
+    prep = preprocessing.prepare_dataset(args.out / "data", art, progress=False, mmap=True)
+    with Stage("stats", results) as st:
+        train_idx, val_idx = training.split_by_participant(prep.participant_id)
+        stats = statistics.compute_stats(prep.X, rows=train_idx)
+        st.info.update(n_train=len(train_idx), n_val=len(val_idx))
+    with Stage("train", results) as st:
+        cfg, _ = training.resolve_settings("seed")
+        keras.utils.set_random_seed(args.seed)
+        model = build_model("seed", stats)
+        training.compile_model(model, cfg)
+        sampler = training.BalancedSignBatches(
+            prep.X, prep.idxs, prep.y, n=cfg["batch_all_signs_n"], rows=train_idx,
+            seed=args.seed, num_classes=cfg["num_classes"])
+        times = []
+
+        cpu_times = []
+
+        class StepTimes(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                self.t, self.c = time.perf_counter(), cpu_seconds()
+
+            def on_train_batch_end(self, batch, logs=None):
+                times.append(time.perf_counter() - self.t)
+                cpu_times.append(cpu_seconds() - self.c)
+
+        n_steps = args.warmup + args.steps
+        t0 = time.perf_counter()
+        model.fit(iter(sampler), steps_per_epoch=n_steps, epochs=1, verbose=0,
+                  callbacks=[StepTimes()], shuffle=False)
+        fit_s = time.perf_counter() - t0
+        # validation as train() does it: the held-out clips copied, predicted in batches of 256
+        n_val_probe = min(len(val_idx), args.val_clips)
+        t0 = time.perf_counter()
+        val_X = prep.X[val_idx]
+        val_I = prep.idxs[val_idx]
+        copy_s = time.perf_counter() - t0
+        probe = {"frames": val_X[:n_val_probe], "non_empty_frame_idxs": val_I[:n_val_probe]}
+        model.predict(probe, batch_size=256, verbose=0)            # warm-up (tracing)
+        t0 = time.perf_counter()
+        model.predict(probe, batch_size=256, verbose=0)
+        val_rate = n_val_probe / (time.perf_counter() - t0)
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        model.predict(probe, batch_size=256, verbose=0)
+        val_cpu_per_clip = (cpu_seconds() - c0) / n_val_probe
+        timed = slice(args.warmup, None) if len(times) > args.warmup else slice(-1, None)
+        step_s = float(np.median(times[timed]))
+        step_cpu_s = float(np.median(cpu_times[timed]))
+        steps_per_epoch = sampler.steps_per_epoch
+        epoch_s = steps_per_epoch * step_s + len(val_idx) / val_rate
+        cores = os.cpu_count() or 1
+        idle_epoch_s = (steps_per_epoch * step_cpu_s + len(val_idx) * val_cpu_per_clip) / cores
+        # an epoch's worth of batches drawn from the memory map: the pages it touches count in
+        # VmRSS (file pages, which the kernel can drop), as during a real epoch
+        t0 = time.perf_counter()
+        it = iter(sampler)
+        for _ in range(steps_per_epoch):
+            next(it)
+        epoch_draw_s = time.perf_counter() - t0
+        st.info.update(
+            batch_size=sampler.batch_size, steps_timed=len(times) - args.warmup,
+            first_step_s=times[0], step_s=step_s, samples_per_s=sampler.batch_size / step_s,
+            fit_s=fit_s, val_copy_s=copy_s, val_clips_per_s=val_rate,
+            steps_per_epoch=steps_per_epoch, epoch_s=epoch_s,
+            projection_full_s=EPOCHS * epoch_s, params=int(model.count_params()),
+            step_cpu_s=step_cpu_s, val_cpu_s_per_clip=val_cpu_per_clip,
+            idle_epoch_s=idle_epoch_s, idle_projection_full_s=EPOCHS * idle_epoch_s,
+            epoch_draw_s=epoch_draw_s)
+
+
+def stage_pipeline(args, results):
+    import input_pipeline
+
+    prep = preprocessing.prepare_dataset(args.out / "data", args.out / "artifacts",
+                                         progress=False, mmap=True)
+    step_rate = results.get("train", {}).get("samples_per_s")
+    with Stage("pipeline", results) as st:
+        st.info.update(input_pipeline.measure(prep, seconds=args.pipeline_seconds,
+                                              train_steps=args.steps, step_rate=step_rate,
+                                              seed=args.seed))
+
+
+def report(results: dict, args) -> None:
+    import input_pipeline
+
+    print(f"\nfull-scale rehearsal: {args.clips} clips, {N_SIGNS} signs, {N_PARTICIPANTS} "
+          f"participants; {os.cpu_count()} cores")
+    for name in ("generate", "prepare", "stats", "train", "pipeline"):
+        r = results.get(name)
+        if r is None or not isinstance(r, dict):
+            continue
+        line = (f"{name:9s} wall {r['wall_s']:8.1f} s  cpu {r['cpu_s']:8.1f} s  "
+                f"peak RSS {r['peak_rss_gb']:5.2f} GB (anon {r['peak_anon_gb']:5.2f} GB)  "
+                f"load {r['loadavg_start'][0]:.1f}->{r['loadavg_end'][0]:.1f}")
+        if "disk_gb" in r:
+            line += f"  disk {r['disk_gb']:.2f} GB"
+        print(line)
+        if name == "generate":
+            print(f"          {r['n_clips']} clips ({r['distinct']} generated in "
+                  f"{r['generate_s']:.0f} s = {r['distinct'] / r['generate_s']:.0f} clips/s, the "
+                  f"rest copies), {r['n_signs']} signs, {r['n_participants']} participants")
+        if name == "prepare":
+            print(f"          {r['files_per_s']:.0f} files/s, {r['n_kept']} kept, "
+                  f"{r['n_skipped']} skipped; X {r['X_shape']}; "
+                  f"projected for {N_CLIPS} files: {fmt_hours(r['projection_full_s'])}; "
+                  f"CPU {r['cpu_ms_per_file']:.1f} ms/file -> "
+                  f"{fmt_hours(r['idle_projection_full_s'])} on {os.cpu_count()} idle cores")
+        if name == "train":
+            print(f"          seed preset ({r['params']:,} parameters), batch {r['batch_size']}: "
+                  f"first step {r['first_step_s']:.1f} s, then {r['step_s']:.1f} s/step "
+                  f"(median of {r['steps_timed']}) = {r['samples_per_s']:.0f} samples/s; "
+                  f"validation {r['val_clips_per_s']:.0f} clips/s")
+            print(f"          epoch = {r['steps_per_epoch']} steps + validation = "
+                  f"{fmt_hours(r['epoch_s'])}; projected {EPOCHS} epochs: "
+                  f"{fmt_hours(r['projection_full_s'])} at this load")
+            print(f"          CPU {r['step_cpu_s']:.1f} s/step, "
+                  f"{1000 * r['val_cpu_s_per_clip']:.0f} ms/validation clip -> on "
+                  f"{os.cpu_count()} idle cores: epoch {fmt_hours(r['idle_epoch_s'])}, "
+                  f"{EPOCHS} epochs {fmt_hours(r['idle_projection_full_s'])}; "
+                  f"an epoch's batches drawn from the memory map in {r['epoch_draw_s']:.1f} s")
+        if name == "pipeline":
+            print("          " + input_pipeline.format_results(r).replace("\n", "\n          "))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "gislr_full_scale")
+    ap.add_argument("--full", action="store_true", help=f"{N_CLIPS} clips (the real size)")
+    ap.add_argument("--clips", type=int, default=None, help="clips in the set")
+    ap.add_argument("--distinct", type=int, default=None,
+                    help="clips generated (default all); the rest are byte copies")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=3, help="training steps timed after the warm-up")
+    ap.add_argument("--warmup", type=int, default=1, help="training steps not timed (tracing)")
+    ap.add_argument("--val-clips", type=int, default=256, help="validation clips timed")
+    ap.add_argument("--pipeline-seconds", type=float, default=10.0)
+    ap.add_argument("--workers", type=int, default=None, help="preprocessing threads")
+    ap.add_argument("--stages", default="generate,prepare,train,pipeline")
+    ap.add_argument("--progress", action="store_true", help="tqdm bars")
+    ap.add_argument("--cleanup", action="store_true", help="delete --out at the end")
+    args = ap.parse_args(argv)
+    if args.clips is None:
+        if not args.full:
+            print(f"full_scale.py: pass --full for the {N_CLIPS}-clip rehearsal (about 40 GB "
+                  f"under {args.out}, an hour or more on 2 cores) or --clips N for a smaller one")
+            return
+        args.clips = N_CLIPS
+    stages = args.stages.split(",")
+    unknown = set(stages) - {"generate", "prepare", "train", "pipeline"}
+    if unknown:
+        ap.error(f"unknown stage(s) {sorted(unknown)}")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "full_scale.json"
+    saved = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if saved.get("clips") != args.clips:
+        saved = {"clips": args.clips}
+    results = dict(saved)
+    print(f"{args.out}: free disk {shutil.disk_usage(args.out).free / GB:.0f} GB; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for name in stages:
+        {"generate": stage_generate, "prepare": stage_prepare, "train": stage_train,
+         "pipeline": stage_pipeline}[name](args, results)
+        json_path.write_text(json.dumps({k: v for k, v in results.items()
+                                         if not k.startswith("_")}, indent=1))
+    report(results, args)
+    if args.cleanup:
+        shutil.rmtree(args.out)
+        print(f"removed {args.out}")
+
+
+if __name__ == "__main__":
+    main()
