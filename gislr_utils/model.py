@@ -553,11 +553,12 @@ def frame_drop_at_inference(model: keras.Model) -> bool:
                for layer in model._flatten_layers() if isinstance(layer, FrameMask))
 
 
-def compact_layout(non_empty_frame_idxs, mask_mode="seed"):
+def compact_layout(non_empty_frame_idxs, mask_mode="seed", input_size=None):
     """Rows to compute for clips whose valid frames come first (Chapter 6).
 
     `non_empty_frame_idxs` [B, T] as preprocessing writes it: a clip's n valid frames first,
-    then T - n padded ones (idx -1). Returns ``(length, key_counts)``:
+    then T - n padded ones (idx -1); it may be cut after T' < T columns, then `input_size` = T
+    says how many frames each clip had (default: its width). Returns ``(length, key_counts)``:
 
     * ``"keys"``: padded keys get -1e9 and weight exactly 0 (``exp`` underflows), so padded rows
       never reach a valid one: ``length = max(max n, 1)`` rows and ``key_counts = None``.
@@ -572,7 +573,7 @@ def compact_layout(non_empty_frame_idxs, mask_mode="seed"):
     T-frame graph (its pooled vector is 0).
     """
     idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
-    total = tf.shape(idxs)[1]
+    total = tf.shape(idxs)[1] if input_size is None else tf.constant(int(input_size))
     n = tf.reduce_sum(tf.cast(idxs != -1.0, tf.int32), axis=1)             # [B]
     if mask_mode == "keys":
         return tf.maximum(tf.reduce_max(n), 1), None
@@ -591,12 +592,13 @@ def compact_forward(model: keras.Model, frames, non_empty_frame_idxs):
     The same numbers as ``model([frames, non_empty_frame_idxs], training=False)`` without the
     random frame drop (to float rounding), but the transformer runs on ``length`` rows of
     :func:`compact_layout` instead of T. Needs each clip's valid frames first and its
-    padded frames (idx -1, frames 0) after them, as preprocessing writes them.
+    padded frames (idx -1, frames 0) after them, as preprocessing writes them; the inputs may
+    be cut after fewer than T columns (the padding they leave out is counted all the same).
     """
     mode = attention_mask_mode(model)
     frames = tf.convert_to_tensor(frames, tf.float32)
     idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
-    length, counts = compact_layout(idxs, mode)
+    length, counts = compact_layout(idxs, mode, model.get_layer("embedding").input_size)
     frames, idxs = frames[:, :length], idxs[:, :length]
     frame_mask = tf.expand_dims(tf.cast(idxs != -1.0, tf.float32), axis=2)
     lips, hand, pose = model.get_layer("normalisation")(frames)

@@ -361,6 +361,9 @@ def test_compact_layout_rows_and_counts():
     assert int(length) == 5 and counts is None
     assert int(gm.compact_layout(idx[[2]], "keys")[0]) == 1      # at least one row
     assert int(gm.compact_layout(idx[[0]], "seed")[0]) == 6      # + the padded representative
+    length, counts = gm.compact_layout(idx[[0], :8], "seed", input_size=64)   # cut columns
+    assert int(length) == 6
+    np.testing.assert_array_equal(counts.numpy()[0, :, 0], [1, 1, 1, 1, 1, 59])
 
 
 def test_one_padded_key_counted_p_times_is_exact_for_every_row():
