@@ -185,6 +185,31 @@ def tflite_size_and_latency(path, clips, repeats: int = 3, warmup: int = 1,
                 best_median_ms=float(np.median(times.min(axis=0))), n_calls=times.size)
 
 
+def tflite_clip_latencies(paths, clips, repeats: int = 3, num_threads: int | None = None):
+    """Milliseconds of every call, ``[len(paths), repeats, len(clips)]`` (Chapter 6).
+
+    One warm-up call per file and clip, then `repeats` passes over the clips; within a pass
+    the files are called one after the other on each clip, so that other processes on a shared
+    machine slow them alike. ``times.min(axis=1)`` is each clip's best of `repeats`, the
+    number least disturbed by other work.
+    """
+    clips = [_check_clip(c, i) for i, c in enumerate(clips)]
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} must be >= 1")
+    runners = [_runner(load_interpreter(p, num_threads), p) for p in paths]
+    for c in clips:
+        for r in runners:
+            r(**{INPUT_NAME: c})
+    times = np.zeros((len(runners), repeats, len(clips)))
+    for rep in range(repeats):
+        for i, c in enumerate(clips):
+            for g, r in enumerate(runners):
+                t0 = time.perf_counter()
+                r(**{INPUT_NAME: c})
+                times[g, rep, i] = (time.perf_counter() - t0) * 1e3
+    return times
+
+
 def tflite_op_names(path) -> list[str]:
     """Names of the ops in an exported file, sorted and unique (to show it is builtins only)."""
     interpreter = load_interpreter(path)

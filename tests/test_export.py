@@ -222,3 +222,13 @@ def test_file_on_valid_frames_gives_the_64_frame_probabilities(mode, tmp_path, s
     assert rows_computed(new, clips[0], COMPACT["units"]) == valid[0] + extra
     assert rows_computed(new, no_hand, COMPACT["units"]) == 1
     assert rows_computed(new, long_clip, COMPACT["units"]) == 64
+
+
+def test_clip_latencies_shape_and_errors(exported):
+    _, path, path16 = exported
+    t = export.tflite_clip_latencies([path, path16], synthetic_clips()[:2], repeats=3)
+    assert t.shape == (2, 3, 2) and np.all(t > 0)
+    with pytest.raises(ValueError, match="repeats"):
+        export.tflite_clip_latencies([path], synthetic_clips()[:1], repeats=0)
+    with pytest.raises(ValueError, match="clip 0"):
+        export.tflite_clip_latencies([path], [np.zeros((3, 66, 3))])
