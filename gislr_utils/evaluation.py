@@ -59,8 +59,14 @@ def _valid_frames_only(model, X, idxs) -> bool:
     except ValueError:
         return False
     valid = idxs != -1.0
-    return (X.ndim == 4 and idxs.ndim == 2 and not frame_drop_at_inference(model)
-            and bool(np.all(valid[:, 1:] <= valid[:, :-1])) and not np.any(X[~valid]))
+    if X.ndim != 4 or idxs.ndim != 2 or frame_drop_at_inference(model):
+        return False
+    if not np.all(valid[:, 1:] <= valid[:, :-1]):          # valid frames first
+        return False
+    for start in range(0, len(X), 1024):                    # padded frames all zero
+        if np.any(X[start:start + 1024][~valid[start:start + 1024]]):
+            return False
+    return True
 
 
 def _predict_valid_frames(model, X, idxs, batch_size):
