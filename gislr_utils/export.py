@@ -18,6 +18,13 @@ Two traps, both measured on TF 2.21 / Keras 3:
   ``keras.random.uniform`` becomes ``StatelessRandomGetKeyCounter`` + ``StatelessRandomUniformV2``,
   which are not builtin TFLite ops (measured). It is switched off while the graph is traced
   (and restored afterwards), so the file computes the model's deterministic inference.
+
+The file computes only the clip's frames (``compact=True``, the default): a typical clip has
+10-25 frames with the dominant hand, and the other rows of the model's 64 are padding. With
+the "keys" mask the padded rows are dropped; with the seed's query mask one padded row stands
+for all of them, its weight as a key counted P times (``model.compact_forward``; the proof is
+in Chapter 6). The probabilities are those of the 64-frame graph (``compact=False``, kept for
+comparison) to float rounding; the latency now grows with the clip's length.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ import numpy as np
 
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
-from .model import FrameMask, frame_drop_at_inference
+from .model import FrameMask, compact_forward, frame_drop_at_inference
 from .preprocessing import PreprocessLayer
 
 SIGNATURE = "serving_default"
@@ -43,18 +50,23 @@ class ServingModel(keras.layers.Layer):
     """One raw clip ``[n, 543, 3]`` -> class probabilities ``[num_classes]`` (Chapter 6).
 
     Holds the preprocessing layer and the trained model as attributes, so Keras tracks every
-    variable of both (unlike a ``tf.Module``).
+    variable of both (unlike a ``tf.Module``). ``compact=True`` runs the model on the clip's
+    frames only (``model.compact_forward``); ``False`` on all 64 rows, as before.
     """
 
-    def __init__(self, model: keras.Model, **kwargs):
+    def __init__(self, model: keras.Model, compact: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.model = model
+        self.compact = bool(compact)
         self.preprocess = PreprocessLayer(input_size=int(model.inputs[0].shape[1]))
         self.built = True      # no weights of its own; the model is built
 
     def call(self, inputs):
         frames, idxs = self.preprocess(inputs)
-        probs = self.model([frames[None], idxs[None]], training=False)
+        if self.compact:
+            probs = compact_forward(self.model, frames[None], idxs[None])
+        else:
+            probs = self.model([frames[None], idxs[None]], training=False)
         return probs[0]
 
 
@@ -62,18 +74,20 @@ def _has_frame_mask(model) -> bool:
     return any(isinstance(layer, FrameMask) for layer in model._flatten_layers())
 
 
-def export_tflite(model: keras.Model, path, fp16: bool = False) -> Path:
+def export_tflite(model: keras.Model, path, fp16: bool = False, compact: bool = True) -> Path:
     """Convert `model` (+ preprocessing) to a competition TFLite file at `path` (Chapter 6).
 
     Signature ``serving_default``: input ``inputs`` float32 ``[None, 543, 3]``, output
     ``outputs`` ``[num_classes]``. Builtin ops only. ``fp16=True`` stores the weights as
     float16 (``Optimize.DEFAULT`` + ``supported_types=[float16]``): about half the size, the
     computation still in float32. The seed's inference-time frame drop is off in the file.
-    Returns the path written.
+    ``compact=True`` (default) computes only the clip's frames (module docstring);
+    ``compact=False`` writes the former graph that always computes 64 rows (same
+    probabilities, slower; kept for comparison). Returns the path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    serving = ServingModel(model)
+    serving = ServingModel(model, compact=compact)
     with (frame_drop_at_inference(model, False) if _has_frame_mask(model)
           else contextlib.nullcontext()):
         with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +181,31 @@ def tflite_size_and_latency(path, clips, repeats: int = 3, warmup: int = 1,
     return dict(size_mb=size / 2**20, size_bytes=size, median_ms=float(np.median(times)),
                 p90_ms=float(np.percentile(times, 90)), mean_ms=float(times.mean()),
                 best_median_ms=float(np.median(times.min(axis=0))), n_calls=times.size)
+
+
+def tflite_clip_latencies(paths, clips, repeats: int = 3, num_threads: int | None = None):
+    """Milliseconds of every call, ``[len(paths), repeats, len(clips)]`` (Chapter 6).
+
+    One warm-up call per file and clip, then `repeats` passes over the clips; within a pass
+    the files are called one after the other on each clip, so that other processes on a shared
+    machine slow them alike. ``times.min(axis=1)`` is each clip's best of `repeats`, the
+    number least disturbed by other work.
+    """
+    clips = [_check_clip(c, i) for i, c in enumerate(clips)]
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} must be >= 1")
+    runners = [_runner(load_interpreter(p, num_threads), p) for p in paths]
+    for c in clips:
+        for r in runners:
+            r(**{INPUT_NAME: c})
+    times = np.zeros((len(runners), repeats, len(clips)))
+    for rep in range(repeats):
+        for i, c in enumerate(clips):
+            for g, r in enumerate(runners):
+                t0 = time.perf_counter()
+                r(**{INPUT_NAME: c})
+                times[g, rep, i] = (time.perf_counter() - t0) * 1e3
+    return times
 
 
 def tflite_op_names(path) -> list[str]:

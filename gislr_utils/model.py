@@ -66,7 +66,7 @@ def _he():
 # --------------------------------------------------------------------------------------------
 # Attention (Chapter 3: attention and embedding design)
 # --------------------------------------------------------------------------------------------
-def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed"):
+def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed", key_counts=None):
     """softmax(q k^T / sqrt(d) + mask) v for q, k, v [B, T, d] (one head) or [B, H, T, d].
 
     `frame_mask` [B, T, 1] is 1 for frames to use, 0 for padded or dropped ones.
@@ -81,6 +81,13 @@ def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed"):
     transpose behind the subtraction and swaps its operands, so the file computes
     ``mask - 1`` and puts +1e9 on padded keys (measured: it broke the per_head model in
     "keys" mode, which ``tests/test_export.py`` exports and compares with Keras).
+
+    `key_counts` [B, T, 1] (optional) says how many identical frames each key stands for
+    (:func:`compact_layout`; 0 = a filler row that stands for none). The weights are then
+    ``exp(l - max l) * count / sum(exp(l - max l) * count)`` over the masked scores ``l``:
+    the softmax over the keys listed with their multiplicity, *after* the mask. (Adding
+    ``log(count)`` to the score instead is the same for unmasked rows, but on a masked row
+    float32 rounds ``-1e9 + log(count)`` back to ``-1e9``: Chapter 6.)
     """
     d = tf.cast(tf.shape(q)[-1], tf.float32)
     scores = tf.matmul(q, k, transpose_b=True) / tf.math.sqrt(d)
@@ -89,11 +96,21 @@ def scaled_dot_product_attention(q, k, v, frame_mask, mask_mode="seed"):
         bias = tf.transpose(bias, [0, 2, 1])            # [B, 1, T]: over the keys
     if len(q.shape) == 4:
         bias = bias[:, None]                            # heads axis
-    weights = tf.nn.softmax(scores + bias, axis=-1)
+    if key_counts is None:
+        weights = tf.nn.softmax(scores + bias, axis=-1)
+    else:
+        counts = tf.transpose(key_counts, [0, 2, 1])    # [B, 1, T]: over the keys
+        if len(q.shape) == 4:
+            counts = counts[:, None]
+        logits = scores + bias
+        top = tf.reduce_max(tf.where(counts > 0.0, logits, 2.0 * MASK_NEGATIVE), axis=-1,
+                            keepdims=True)
+        e = tf.exp(tf.minimum(logits - top, 0.0)) * counts
+        weights = e / tf.reduce_sum(e, axis=-1, keepdims=True)
     return tf.matmul(weights, v)
 
 
-def _attention_float32(q, k, v, frame_mask, mask_mode):
+def _attention_float32(q, k, v, frame_mask, mask_mode, key_counts=None):
     """`scaled_dot_product_attention` computed in float32 whatever the layer's compute dtype.
 
     Under mixed precision (``mixed_float16``, `training.train`'s GPU option) q, k and v are float16;
@@ -101,7 +118,9 @@ def _attention_float32(q, k, v, frame_mask, mask_mode):
     do nothing, so the model, its numbers and its TFLite file are unchanged.
     """
     f32 = [tf.cast(t, tf.float32) for t in (q, k, v, frame_mask)]
-    return tf.cast(scaled_dot_product_attention(*f32, mask_mode), q.dtype)
+    if key_counts is not None:
+        key_counts = tf.cast(key_counts, tf.float32)
+    return tf.cast(scaled_dot_product_attention(*f32, mask_mode, key_counts), q.dtype)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -155,14 +174,14 @@ class MultiHeadAttention(keras.layers.Layer):
         x = tf.reshape(x, [-1, tf.shape(x)[1], self.num_heads, self.depth])
         return tf.transpose(x, [0, 2, 1, 3])
 
-    def call(self, x, frame_mask):
+    def call(self, x, frame_mask, key_counts=None):
         if self.impl == "per_head":
             heads = [_attention_float32(self.wq[i](x), self.wk[i](x), self.wv[i](x),
-                                        frame_mask, self.mask_mode)
+                                        frame_mask, self.mask_mode, key_counts)
                      for i in range(self.num_heads)]
             return self.wo(tf.concat(heads, axis=-1))
         q, k, v = (self._split_heads(w(x)) for w in (self.wq, self.wk, self.wv))
-        z = _attention_float32(q, k, v, frame_mask, self.mask_mode)   # [B, H, T, d]
+        z = _attention_float32(q, k, v, frame_mask, self.mask_mode, key_counts)  # [B, H, T, d]
         z = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [-1, tf.shape(x)[1], self.units])
         return self.wo(z)
 
@@ -200,8 +219,8 @@ class TransformerBlock(keras.layers.Layer):
         self.mha.build(input_shape)
         self.mlp.build(input_shape)
 
-    def call(self, x, frame_mask, training=None):
-        x = x + self.mha(x, frame_mask)
+    def call(self, x, frame_mask, training=None, key_counts=None):
+        x = x + self.mha(x, frame_mask, key_counts=key_counts)
         return x + self.mlp(x, training=training)
 
     def compute_output_shape(self, input_shape, *args):
@@ -233,9 +252,9 @@ class Transformer(keras.layers.Layer):
         for block in self.blocks:
             block.build(input_shape)
 
-    def call(self, x, frame_mask, training=None):
+    def call(self, x, frame_mask, training=None, key_counts=None):
         for block in self.blocks:
-            x = block(x, frame_mask, training=training)
+            x = block(x, frame_mask, training=training, key_counts=key_counts)
         return x
 
     def compute_output_shape(self, input_shape, *args):
@@ -586,6 +605,79 @@ def attention_weights(model: keras.Model, frames, idxs, block: int = 0,
     T = int(x.shape[1])
     eye = tf.broadcast_to(tf.eye(T), [1, mha.num_heads, T, T])
     return {mode: scaled_dot_product_attention(q, k, eye, mask, mode).numpy()[0] for mode in modes}
+
+
+# --------------------------------------------------------------------------------------------
+# Inference on the clip's frames only (Chapter 6)
+# --------------------------------------------------------------------------------------------
+def attention_mask_mode(model: keras.Model) -> str:
+    """The ``attention_mask`` ("seed" or "keys") a model from :func:`build_model` was built with."""
+    try:
+        return model.get_layer("transformer").block_args["mask_mode"]
+    except (ValueError, AttributeError, KeyError) as e:
+        raise ValueError(f"model {model.name!r} is not a GISLR transformer from build_model "
+                         f"(no 'transformer' layer with a mask mode)") from e
+
+
+def drops_frames_at_inference(model: keras.Model) -> bool:
+    """Whether `model` drops frames at random at inference (the seed's quirk, Chapter 3)."""
+    return any(layer.frame_drop_at_inference and layer.frame_drop > 0
+               for layer in model._flatten_layers() if isinstance(layer, FrameMask))
+
+
+def compact_layout(non_empty_frame_idxs, mask_mode="seed", input_size=None):
+    """Rows to compute for clips whose valid frames come first (Chapter 6).
+
+    `non_empty_frame_idxs` [B, T] as preprocessing writes it: a clip's n valid frames first,
+    then T - n padded ones (idx -1); it may be cut after T' < T columns, then `input_size` = T
+    says how many frames each clip had (default: its width). Returns ``(length, key_counts)``:
+
+    * ``"keys"``: padded keys get -1e9 and weight exactly 0 (``exp`` underflows), so padded rows
+      never reach a valid one: ``length = max(max n, 1)`` rows and ``key_counts = None``.
+    * ``"seed"``: padded keys are attended to, but the P = T - n padded frames are identical
+      (same empty embedding, same positional row T, and -- masked query rows -- the same
+      attention), and stay so through every block. One of them stands for all: ``length =
+      max(n + 1 if n < T else T)`` and ``key_counts`` [B, length, 1] is 1 for a valid frame,
+      P for the representative padded frame (row n) and 0 for filler rows of shorter clips
+      in the batch (see :func:`scaled_dot_product_attention`).
+
+    At least one row is kept, so a clip without any valid frame gives the same output as the
+    T-frame graph (its pooled vector is 0).
+    """
+    idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
+    total = tf.shape(idxs)[1] if input_size is None else tf.constant(int(input_size))
+    n = tf.reduce_sum(tf.cast(idxs != -1.0, tf.int32), axis=1)             # [B]
+    if mask_mode == "keys":
+        return tf.maximum(tf.reduce_max(n), 1), None
+    check_choice("attention_mask", mask_mode, MASK_MODES)
+    rows = tf.where(n < total, n + 1, n)
+    length = tf.reduce_max(rows)
+    pos = tf.range(length)[None, :]                                          # [1, L]
+    n = n[:, None]
+    counts = tf.where(pos < n, 1, tf.where(pos == n, total - n, 0))          # [B, L]
+    return length, tf.cast(counts, tf.float32)[:, :, None]
+
+
+def compact_forward(model: keras.Model, frames, non_empty_frame_idxs):
+    """Class probabilities computed on the clips' valid frames only (Chapter 6).
+
+    The same numbers as ``model([frames, non_empty_frame_idxs], training=False)`` without the
+    random frame drop (to float rounding), but the transformer runs on ``length`` rows of
+    :func:`compact_layout` instead of T. Needs each clip's valid frames first and its
+    padded frames (idx -1, frames 0) after them, as preprocessing writes them; the inputs may
+    be cut after fewer than T columns (the padding they leave out is counted all the same).
+    """
+    mode = attention_mask_mode(model)
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
+    length, counts = compact_layout(idxs, mode, model.get_layer("embedding").input_size)
+    frames, idxs = frames[:, :length], idxs[:, :length]
+    frame_mask = tf.expand_dims(tf.cast(idxs != -1.0, tf.float32), axis=2)
+    lips, hand, pose = model.get_layer("normalisation")(frames)
+    x = model.get_layer("embedding")(lips, hand, pose, idxs)
+    x = model.get_layer("transformer")(x, frame_mask, training=False, key_counts=counts)
+    x = model.get_layer("pooling")(x, frame_mask)
+    return model.get_layer("classifier")(x)          # classifier dropout: off at inference
 
 
 def load_model(path) -> keras.Model:

@@ -251,3 +251,32 @@ def test_compare_with_seed_keeps_shared_signs_with_a_seed_f1():
         ev.compare_with_seed(report.drop(columns="f1-score"))
     with pytest.raises(ValueError, match="notasign"):
         ev.compare_with_seed(report.rename(index={"hello": "notasign"}))
+
+
+@pytest.mark.parametrize("mode", ["keys", "seed"])
+def test_predict_on_valid_frames_equals_the_64_frame_model(mode):
+    """Deterministic models run on each clip's valid frames, batched by length (chapter 6)."""
+    from gislr_utils.model import build_model
+    model = build_model("classroom", None, units=16, lips_units=8, hands_units=8, pose_units=8,
+                        num_blocks=2, num_heads=2, attention_mask=mode,
+                        frame_drop_at_inference=False)
+    rng = np.random.default_rng(2)
+    for w in model.weights:
+        w.assign((rng.normal(size=w.shape) * 0.3).astype("float32"))
+    lengths = [64, 0, 3, 17, 40, 1, 63, 9]
+    X = rng.random((len(lengths), 64, 66, 3), dtype=np.float32)
+    idxs = np.full((len(lengths), 64), -1.0, np.float32)
+    for i, n in enumerate(lengths):
+        idxs[i, :n] = np.arange(n)
+        X[i, n:] = 0.0
+    assert ev._valid_frames_only(model, X, idxs)
+    ref = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, verbose=0)
+    assert ref.std(axis=1).min() > 1e-4
+    for batch_size in (3, 256):
+        np.testing.assert_allclose(ev.predict(model, X, idxs, batch_size=batch_size), ref,
+                                   atol=1e-6)
+    X[2, 10] = 0.5                           # padding that is not the preprocessing's: all rows
+    assert not ev._valid_frames_only(model, X, idxs)
+    np.testing.assert_allclose(
+        ev.predict(model, X, idxs),
+        model.predict({"frames": X, "non_empty_frame_idxs": idxs}, verbose=0), atol=1e-6)

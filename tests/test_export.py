@@ -11,6 +11,8 @@ from gislr_utils.model import build_model, frame_drop_at_inference
 from gislr_utils.preprocessing import preprocess
 
 TINY = dict(units=32, lips_units=16, hands_units=16, pose_units=16, num_heads=4, num_blocks=1)
+# The genuine GISLR clips the tests read: the real sample shipped in the package.
+REAL_DIR = config.real_sample_dir()
 
 
 def randomise(model, seed=0):
@@ -35,11 +37,13 @@ def synthetic_clips(seed=0):
 
 
 def real_clips(n=4):
-    """`n` genuine clips of the real sample shipped in the package (always present)."""
-    files = sorted(config.real_sample_dir().glob("train_landmark_files/*/*.parquet"))
+    """`n` genuine clips of the real sample shipped in the package (None: all 16; always present)."""
+    files = sorted(REAL_DIR.glob("train_landmark_files/*/*.parquet"))
     assert len(files) == 16
     from gislr_utils.dataset import load_frames
-    return [load_frames(f) for f in files[:: max(1, len(files) // n)][:n]]
+    if n is not None:
+        files = files[:: max(1, len(files) // n)][:n]
+    return [load_frames(f) for f in files]
 
 
 def keras_predict(model, clips):
@@ -147,3 +151,74 @@ def test_bad_inputs_fail_clearly(exported, tmp_path):
         export.tflite_size_and_latency(path, [np.zeros((5, 543, 3)), np.zeros((0, 543, 3))])
     with pytest.raises(FileNotFoundError, match="missing.tflite"):
         export.tflite_predict(tmp_path / "missing.tflite", np.zeros((5, 543, 3)))
+
+
+# ------------------------------------------------------------------ the file computes valid frames
+COMPACT = dict(units=48, lips_units=24, hands_units=24, pose_units=24, num_heads=4, num_blocks=2)
+
+
+def run_file(path, clips):
+    """The signature runner on each clip, as the competition's harness calls it."""
+    runner = export.load_interpreter(path).get_signature_runner(export.SIGNATURE)
+    return np.stack([runner(inputs=np.asarray(c, np.float32))["outputs"] for c in clips])
+
+
+def rows_computed(path, clip, units):
+    """Most frame rows of the model's tensors ([1, rows, units]) after running one clip."""
+    it = export.load_interpreter(path)
+    runner = it.get_signature_runner(export.SIGNATURE)
+    runner(inputs=clip)
+    shapes = [tuple(t["shape"]) for t in it.get_tensor_details()]
+    return max(s[1] for s in shapes if len(s) == 3 and s[0] == 1 and s[2] == units)
+
+
+@pytest.fixture(scope="module")
+def synthetic_set():
+    """Every clip of a small synthetic GISLR data set (a few without any hand)."""
+    import tempfile
+    from gislr_utils import synthetic
+    from gislr_utils.dataset import load_frames
+    with tempfile.TemporaryDirectory() as tmp:
+        d = synthetic.generate(tmp, seed=3, n_signs=6, n_participants=3, clips_per_sign=2,
+                               no_hand_fraction=0.1)
+        clips = [load_frames(f) for f in sorted(d.glob("train_landmark_files/*/*.parquet"))]
+    return clips
+
+
+@pytest.mark.parametrize("mode", ["keys", "seed"])
+def test_file_on_valid_frames_gives_the_64_frame_probabilities(mode, tmp_path, synthetic_set):
+    keras.utils.set_random_seed(0)
+    model = build_model("classroom", attention_mask=mode, **COMPACT)
+    randomise(model, 2)
+    new = export.export_tflite(model, tmp_path / "valid_frames.tflite")
+    old = export.export_tflite(model, tmp_path / "64_frames.tflite", compact=False)
+    no_hand = synthetic_clips()[0].copy()
+    no_hand[:, 468:489] = np.nan
+    long_clip = synthetic_clips()[2]
+    clips = real_clips(None) + synthetic_set + [no_hand, long_clip]
+    p_new, p_old = run_file(new, clips), run_file(old, clips)
+    assert np.all(np.isfinite(p_new)) and np.log(p_old).std(axis=1).min() > 0.1
+    assert p_old.max() > 0.5                       # confident predictions, not uniform ones
+    np.testing.assert_allclose(p_new, p_old, atol=1e-5)
+    with frame_drop_at_inference(model, False):
+        ref = keras_predict(model, clips)
+    np.testing.assert_allclose(p_new, ref, atol=1e-5)
+    # The old file computes 64 rows for every clip; the new one the clip's valid frames
+    # (+ one padded representative for the seed mask), at least one row, at most 64.
+    valid = [int((preprocess(c)[1] != -1).sum()) for c in (clips[0], no_hand, long_clip)]
+    assert valid[1] == 0 and valid[2] == 64 and 0 < valid[0] < 63
+    extra = 1 if mode == "seed" else 0
+    assert rows_computed(old, clips[0], COMPACT["units"]) == 64
+    assert rows_computed(new, clips[0], COMPACT["units"]) == valid[0] + extra
+    assert rows_computed(new, no_hand, COMPACT["units"]) == 1
+    assert rows_computed(new, long_clip, COMPACT["units"]) == 64
+
+
+def test_clip_latencies_shape_and_errors(exported):
+    _, path, path16 = exported
+    t = export.tflite_clip_latencies([path, path16], synthetic_clips()[:2], repeats=3)
+    assert t.shape == (2, 3, 2) and np.all(t > 0)
+    with pytest.raises(ValueError, match="repeats"):
+        export.tflite_clip_latencies([path], synthetic_clips()[:1], repeats=0)
+    with pytest.raises(ValueError, match="clip 0"):
+        export.tflite_clip_latencies([path], [np.zeros((3, 66, 3))])

@@ -393,3 +393,115 @@ def test_attention_weights_match_a_numpy_recomputation(impl):
     assert set(second) == {"keys"} and np.allclose(second["keys"].sum(-1), 1, atol=1e-5)
     with pytest.raises(ValueError, match="block=2"):
         gm.attention_weights(m, x[1], idx[1], block=2)
+
+
+# ------------------------------------------------------------------ inference on valid frames only
+def _padded_qkv(n=5, total=12, d=4, seed=3, scale=1.0):
+    """One clip: n distinct valid rows, then total - n identical padded rows (as in the model)."""
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.normal(0, scale, (1, total, d)).astype("float32") for _ in range(3))
+    for a in (q, k, v):
+        a[0, n:] = a[0, n]
+    mask = np.zeros((1, total, 1), np.float32)
+    mask[0, :n] = 1.0
+    return q, k, v, mask
+
+
+def test_compact_layout_rows_and_counts():
+    idx = np.full((3, 64), -1.0, np.float32)
+    idx[0, :5] = np.arange(5)
+    idx[1, :] = np.arange(64)
+    length, counts = gm.compact_layout(idx, "seed")             # clip 2 has no valid frame
+    assert int(length) == 64 and counts.shape == (3, 64, 1)
+    c = counts.numpy()[:, :, 0]
+    np.testing.assert_array_equal(c[0, :7], [1, 1, 1, 1, 1, 59, 0])
+    assert c[0, 6:].sum() == 0 and c[1].sum() == 64 and np.all(c[1] == 1)
+    np.testing.assert_array_equal(c[2, :2], [64, 0])
+    assert np.all(c.sum(1) == 64)                                # every clip: 64 frames
+    length, counts = gm.compact_layout(idx[[0]], "keys")
+    assert int(length) == 5 and counts is None
+    assert int(gm.compact_layout(idx[[2]], "keys")[0]) == 1      # at least one row
+    assert int(gm.compact_layout(idx[[0]], "seed")[0]) == 6      # + the padded representative
+    length, counts = gm.compact_layout(idx[[0], :8], "seed", input_size=64)   # cut columns
+    assert int(length) == 6
+    np.testing.assert_array_equal(counts.numpy()[0, :, 0], [1, 1, 1, 1, 1, 59])
+
+
+def test_one_padded_key_counted_p_times_is_exact_for_every_row():
+    """The seed mask: 7 identical padded rows -> 1 row whose key weight counts 7 times."""
+    n, total = 5, 12
+    for scale in (1.0, 6.0):          # 6.0: some scores beyond +-32, where -1e9 is not flat
+        q, k, v, mask = _padded_qkv(n, total, scale=scale)
+        full = scaled_dot_product_attention(q, k, v, tf.constant(mask), "seed").numpy()
+        counts = np.array([[1] * n + [total - n]], np.float32)[:, :, None]
+        small = scaled_dot_product_attention(q[:, :n + 1], k[:, :n + 1], v[:, :n + 1],
+                                             tf.constant(mask[:, :n + 1]), "seed",
+                                             tf.constant(counts)).numpy()
+        np.testing.assert_allclose(small[0], full[0, :n + 1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(full[0, n:], np.repeat(full[0, n:n + 1], total - n, 0),
+                                   rtol=1e-6)      # the padded rows stay identical
+        if scale > 1:
+            assert np.abs(q[0, n] @ k[0].T / 2.0).max() > 64
+
+
+def test_log_p_on_the_score_is_exact_for_valid_rows_but_swallowed_by_the_mask():
+    """Why the count multiplies exp() after the mask instead of adding log(P) to the score."""
+    n, total = 5, 12
+    q, k, v, mask = _padded_qkv(n, total)
+    full = scaled_dot_product_attention(q, k, v, tf.constant(mask), "seed").numpy()[0]
+    s = (q[0, :n + 1] @ k[0, :n + 1].T / np.float32(2.0)).astype("float32")
+    s[:, n] += np.float32(np.log(total - n))                       # representative key: + log P
+    s = s + (1 - mask[0, :n + 1]) * np.float32(-1e9)               # the seed's query mask
+    naive = np_softmax(s.astype("float32")) @ v[0, :n + 1]
+    np.testing.assert_allclose(naive[:n], full[:n], rtol=1e-5, atol=1e-6)   # valid rows: exact
+    # The masked row: -1e9 + log(P) rounds to -1e9 (float32 spacing there is 64), so it
+    # averages 6 rows with equal weight instead of 12 frames (P of them padded) ...
+    assert np.float32(-1e9) + np.float32(np.log(total - n)) == np.float32(-1e9)
+    np.testing.assert_allclose(naive[n], v[0, :n + 1].mean(0), rtol=1e-5, atol=1e-6)
+    assert np.abs(naive[n] - full[n]).max() > 1e-2
+    # ... while the 12-frame graph's masked row is the average of all 12 value rows.
+    np.testing.assert_allclose(full[n], v[0].mean(0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,impl", [("seed", "matmul"), ("keys", "matmul"),
+                                       ("seed", "per_head")])
+def test_compact_forward_matches_the_64_frame_graph(mode, impl):
+    m = tiny(attention_mask=mode, attention_impl=impl, num_blocks=2,
+             frame_drop_at_inference=False)
+    rng = np.random.default_rng(5)
+    for w in m.weights:
+        w.assign((rng.normal(size=w.shape) * 0.15).astype("float32"))
+    x, idx = make_batch(lengths=(30, 5, 1, 0, 63, 64))
+    ref = m([x, idx], training=False).numpy()
+    assert ref.std(axis=1).min() > 1e-4                      # the classes differ
+    np.testing.assert_allclose(gm.compact_forward(m, x, idx).numpy(), ref, atol=1e-6)
+    for i in range(len(x)):                                   # one clip at a time, as in TFLite
+        got = gm.compact_forward(m, x[i:i + 1], idx[i:i + 1]).numpy()
+        np.testing.assert_allclose(got, ref[i:i + 1], atol=1e-6)
+
+
+def test_seed_compact_without_counts_would_be_wrong():
+    """The counts matter: one padded row counted once changes the valid rows (2 blocks)."""
+    m = tiny(attention_mask="seed", num_blocks=2, frame_drop_at_inference=False)
+    rng = np.random.default_rng(5)
+    for w in m.weights:
+        w.assign((rng.normal(size=w.shape) * 0.15).astype("float32"))
+    x, idx = make_batch(lengths=(5,))
+    ref = m([x, idx], training=False).numpy()
+
+    def pooled(x, idx, counts):
+        mask = tf.cast(idx != -1, tf.float32)[..., None]
+        h = m.get_layer("embedding")(*m.get_layer("normalisation")(x), idx)
+        h = m.get_layer("transformer")(h, mask, key_counts=counts)
+        return m.get_layer("classifier")(m.get_layer("pooling")(h, mask)).numpy()
+
+    counts = np.array([[1] * 5 + [59]], np.float32)[:, :, None]
+    np.testing.assert_allclose(pooled(x[:, :6], idx[:, :6], counts), ref, atol=1e-6)
+    wrong = pooled(x[:, :6], idx[:, :6], np.ones_like(counts))    # 1 padded frame, not 59
+    assert np.abs(wrong - ref).max() > 1e-4
+
+
+def test_compact_forward_needs_a_gislr_model():
+    inp = keras.Input([4])
+    with pytest.raises(ValueError, match="not a GISLR transformer"):
+        gm.compact_forward(keras.Model(inp, inp), np.zeros((1, 64, 66, 3)), np.zeros((1, 64)))
