@@ -620,7 +620,7 @@ def attention_mask_mode(model: keras.Model) -> str:
 
 
 def drops_frames_at_inference(model: keras.Model) -> bool:
-    """Whether `model` drops frames at random at inference (the seed's quirk, Chapter 3)."""
+    """Whether `model` drops frames at random at inference (the seed's quirk; `evaluation.predict`)."""
     return any(layer.frame_drop_at_inference and layer.frame_drop > 0
                for layer in model._flatten_layers() if isinstance(layer, FrameMask))
 
