@@ -186,14 +186,16 @@ def _xyz(table: pa.Table) -> np.ndarray:
 
 
 def check_finite(path, xyz: np.ndarray) -> None:
-    """NaN marks a missing landmark; +-inf is an error naming `path` (the file or the clip), the
-    number of such values and the first row (``np.nan_to_num`` would make them 3.4e38)."""
+    """NaN marks a missing landmark; +-inf in `xyz` (``[rows, 3]``, rows in the file's order) is
+    a GISLRDataError naming `path` (the file or the clip; None: no name), the number of such
+    values and the first frame and landmark (``np.nan_to_num`` would make them 3.4e38)."""
     inf = np.isinf(xyz)
     if inf.any():
         rows = np.flatnonzero(inf.reshape(len(xyz), -1).any(axis=1))
         r = int(rows[0])
         frame, lm = divmod(r, N_ROWS)
-        raise GISLRDataError(f"{path}: {int(inf.sum())} infinite coordinate value(s), the first "
+        where = "" if path is None else f"{path}: "
+        raise GISLRDataError(f"{where}{int(inf.sum())} infinite coordinate value(s), the first "
                              f"in frame #{frame}, landmark {lm} ({ROW_TYPES[lm]} "
                              f"{ROW_LANDMARK_INDEX[lm]}); coordinates must be finite or "
                              "missing (NaN/null)")

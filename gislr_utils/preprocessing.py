@@ -107,8 +107,8 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
       which `input_size` to `input_size ** 2 - 1` have the dominant hand: the original fails
       with an integer division by zero, the TFLite file with "FLOOR_MOD ... Division by 0").
 
-    `source` (a file name, or e.g. ``"clip 3"``) starts the message; without it the message
-    says "clip". The same input gets the same message from both callers.
+    `source` (a file name, or e.g. ``"clip 3"``) starts the message. The same input gets the
+    same message from both callers (`preprocess_files` adds the file's name).
     """
     size = _check_input_size(input_size)
     frames = np.asarray(frames)
@@ -120,7 +120,7 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
         raise ValueError(f"{where}frames has 0 frames")
     if frames.dtype != np.float32:
         frames = frames.astype(np.float32)
-    dataset.check_finite(source if source is not None else "clip", frames.reshape(-1, N_DIMS))
+    dataset.check_finite(source, frames.reshape(-1, N_DIMS))
     if frames.shape[0] > size * size:      # rare: only such clips can meet quirk 3
         try:
             _preprocess(frames, size)
