@@ -216,6 +216,17 @@ def load_frames(path) -> np.ndarray:
     landmark_index ascending), and infinite coordinates. ``row_id`` is not read (it repeats
     frame, type and index); :func:`validate_file` checks it too. Chapter 1 shows the array.
     """
+    table, n_frames = read_checked(path)
+    out = _xyz(table)
+    check_finite(path, out)
+    return out.reshape(n_frames, N_ROWS, N_DIMS)
+
+
+def read_checked(path) -> tuple[pa.Table, int]:
+    """The columns :data:`READ_COLUMNS` of one landmark file and its number of frames, after
+    every check of :func:`load_frames` but the finiteness of x, y, z (see
+    :func:`check_finite_table`). The one reader of the data path: `load_frames` and
+    `preprocessing.preprocess_files` both start here."""
     pf = _open(path, read_dictionary=["type"])
     _check_schema(path, pf.schema_arrow, READ_COLUMNS)
     try:
@@ -224,9 +235,50 @@ def load_frames(path) -> np.ndarray:
         raise GISLRDataError(f"{path}: cannot read columns {list(READ_COLUMNS)} ({err})") from err
     n_frames = _check_rows(path, table.num_rows)
     _check_layout(path, table, n_frames)
-    out = _xyz(table)
-    check_finite(path, out)
-    return out.reshape(n_frames, N_ROWS, N_DIMS)
+    return table, n_frames
+
+
+def _float_buffers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """A float column's values as a zero-copy float64 view, its validity bitmap (uint8, None
+    without nulls) and the bit offset of row 0 in it. Null slots hold arbitrary values."""
+    a = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if a.type != pa.float64():
+        a = a.cast(pa.float64())
+    validity, data = a.buffers()[:2]
+    values = np.frombuffer(data, np.float64, count=len(a), offset=a.offset * 8)
+    bits = np.frombuffer(validity, np.uint8) if a.null_count and validity is not None else None
+    return values, bits, a.offset
+
+
+def check_finite_table(path, table: pa.Table) -> None:
+    """:func:`check_finite` on the x, y, z columns of `table` without converting them: one
+    ``isinf`` over each column's buffer (zero-copy); only when that finds something (an inf,
+    or an inf left in a null slot) is the table converted, for the exact check and the same
+    message as :func:`load_frames`."""
+    for name in ("x", "y", "z"):
+        values, _, _ = _float_buffers(table.column(name))
+        if np.isinf(values).any():
+            check_finite(path, _xyz(table))
+            return
+
+
+def take_landmarks(table: pa.Table, n_frames: int, landmarks: np.ndarray,
+                   out: np.ndarray) -> np.ndarray:
+    """Write x, y, z of the raw landmarks `landmarks` (indices 0-542) of every frame of a
+    checked `table` into ``out[:, landmarks]`` (float32 ``[n_frames, 543, 3]``; nulls -> NaN)
+    and return `out`; the other landmarks of `out` are left as they are. Converting only the
+    landmarks a computation reads (from the column buffers, without a float64 copy of the
+    column) is what makes `preprocess_files` cheaper than a full :func:`load_frames`."""
+    rows = (np.arange(n_frames, dtype=np.int64)[:, None] * N_ROWS + landmarks).ravel()
+    shape = (n_frames, len(landmarks))
+    for i, name in enumerate(("x", "y", "z")):
+        values, bits, offset = _float_buffers(table.column(name))
+        v = values[rows]
+        if bits is not None:
+            q = rows + offset
+            v[(bits[q >> 3] >> (q & 7)) & 1 == 0] = np.nan
+        out[:, landmarks, i] = v.reshape(shape)
+    return out
 
 
 def _first_mismatch(values: np.ndarray, expected: np.ndarray) -> int:
