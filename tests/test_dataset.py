@@ -283,6 +283,34 @@ def test_take_landmarks_and_check_finite_table_read_the_buffers_right():
         dataset.check_finite_table("t", table.set_column(4, "x", x_inf))
 
 
+def test_layout_memo_skips_decoding_identical_chunks_but_never_a_check(tmp_path):
+    """read_checked decodes `type` and `landmark_index` only when their stored bytes differ
+    from those of a file already found in order; `frame` is always checked."""
+    dataset._GOOD_CHUNKS.clear()
+    good = landmark_table(_frames(3))
+    a = _write_table(tmp_path / "a.parquet", good)
+    b = _write_table(tmp_path / "b.parquet", good)
+    table, n = dataset.read_checked(a)
+    assert n == 3 and {"type", "landmark_index"} <= set(table.column_names)
+    assert len(dataset._GOOD_CHUNKS) == 1
+    table, _ = dataset.read_checked(b)                    # byte-identical chunks: not decoded
+    assert "type" not in table.column_names and len(dataset._GOOD_CHUNKS) == 1
+    np.testing.assert_array_equal(load_frames(b), load_frames(a))
+    # frames out of order: type and landmark_index unchanged (a hit), frame still checked
+    swapped = good.take(pa.array(np.r_[543:1086, 0:543, 1086:1629]))
+    c = _write_table(tmp_path / "c.parquet", swapped)
+    with pytest.raises(GISLRDataError, match="c.parquet: frame 0 .* comes after frame 1"):
+        load_frames(c)
+    # rows swapped inside a frame: other bytes, decoded, refused and never remembered
+    rows = np.arange(1629)
+    rows[[600, 601]] = rows[[601, 600]]
+    d = _write_table(tmp_path / "d.parquet", good.take(pa.array(rows)))
+    for _ in range(2):
+        with pytest.raises(GISLRDataError, match="d.parquet: landmark_index 58 at row 600"):
+            load_frames(d)
+    assert len(dataset._GOOD_CHUNKS) == 1
+
+
 def test_missing_type_column_is_a_data_error(tmp_path):
     """Issue 9.8: chapter 1 read a file without `type` with pandas (bare KeyError: 'type')."""
     path = _bad(tmp_path, "notype", landmark_table(_frames(2)).drop_columns(["type"]))
