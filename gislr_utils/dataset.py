@@ -253,13 +253,13 @@ _LAYOUT_COLUMNS = ("type", "landmark_index")
 
 
 def _layout_chunks(path, pf: pq.ParquetFile) -> tuple | None:
-    """The raw bytes of the `type` and `landmark_index` column chunks with their types and
-    value counts (None for a file of several row groups: it is decoded)."""
+    """The raw bytes of the `type` and `landmark_index` column chunks with their physical
+    types and value counts (None for a file of several row groups: it is decoded)."""
     md = pf.metadata
     if md.num_row_groups != 1:
         return None
     rg = md.row_group(0)
-    names = pf.schema_arrow.names
+    schema = pf.schema_arrow
     key = []
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -267,12 +267,11 @@ def _layout_chunks(path, pf: pq.ParquetFile) -> tuple | None:
         return None
     try:
         for name in _LAYOUT_COLUMNS:
-            c = rg.column(names.index(name))
+            c = rg.column(schema.get_field_index(name))
             if c.path_in_schema != name:
                 return None
             start = c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset
-            key += [name, c.physical_type, str(pf.schema_arrow.field(name).type), c.num_values,
-                    os.pread(fd, c.total_compressed_size, start)]
+            key += [c.physical_type, c.num_values, os.pread(fd, c.total_compressed_size, start)]
     finally:
         os.close(fd)
     return tuple(key)
@@ -280,9 +279,9 @@ def _layout_chunks(path, pf: pq.ParquetFile) -> tuple | None:
 
 def read_checked(path) -> tuple[pa.Table, int]:
     """The columns of one landmark file that the data path needs, with its number of frames,
-    after every check of :func:`load_frames` but the finiteness of x, y, z (see
-    :func:`check_finite_table`). The one reader of the data path: `load_frames` and
-    `preprocessing.preprocess_files` both start here.
+    after every check of :func:`load_frames` but the finiteness of x, y, z (checked on the
+    converted values). The one reader of the data path: `load_frames`, and so
+    `preprocessing.preprocess_files` and every chapter, start here.
 
     `frame`, x, y, z are always read and `frame` always checked. `type` and `landmark_index`
     are decoded and checked unless their stored bytes are identical to those of a file already
@@ -302,49 +301,6 @@ def read_checked(path) -> tuple[pa.Table, int]:
     if chunks is not None and not known and len(_GOOD_CHUNKS) < _GOOD_CHUNKS_MAX:
         _GOOD_CHUNKS[chunks] = None          # checked above: in order
     return table, n_frames
-
-
-def _float_buffers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """A float column's values as a zero-copy float64 view, its validity bitmap (uint8, None
-    without nulls) and the bit offset of row 0 in it. Null slots hold arbitrary values."""
-    a = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    if a.type != pa.float64():
-        a = a.cast(pa.float64())
-    validity, data = a.buffers()[:2]
-    values = np.frombuffer(data, np.float64, count=len(a), offset=a.offset * 8)
-    bits = np.frombuffer(validity, np.uint8) if a.null_count and validity is not None else None
-    return values, bits, a.offset
-
-
-def check_finite_table(path, table: pa.Table) -> None:
-    """:func:`check_finite` on the x, y, z columns of `table` without converting them: one
-    ``isinf`` over each column's buffer (zero-copy); only when that finds something (an inf,
-    or an inf left in a null slot) is the table converted, for the exact check and the same
-    message as :func:`load_frames`."""
-    for name in ("x", "y", "z"):
-        values, _, _ = _float_buffers(table.column(name))
-        if np.isinf(values).any():
-            check_finite(path, _xyz(table))
-            return
-
-
-def take_landmarks(table: pa.Table, n_frames: int, landmarks: np.ndarray,
-                   out: np.ndarray) -> np.ndarray:
-    """Write x, y, z of the raw landmarks `landmarks` (indices 0-542) of every frame of a
-    checked `table` into ``out[:, landmarks]`` (float32 ``[n_frames, 543, 3]``; nulls -> NaN)
-    and return `out`; the other landmarks of `out` are left as they are. Converting only the
-    landmarks a computation reads (from the column buffers, without a float64 copy of the
-    column) is what makes `preprocess_files` cheaper than a full :func:`load_frames`."""
-    rows = (np.arange(n_frames, dtype=np.int64)[:, None] * N_ROWS + landmarks).ravel()
-    shape = (n_frames, len(landmarks))
-    for i, name in enumerate(("x", "y", "z")):
-        values, bits, offset = _float_buffers(table.column(name))
-        v = values[rows]
-        if bits is not None:
-            q = rows + offset
-            v[(bits[q >> 3] >> (q & 7)) & 1 == 0] = np.nan
-        out[:, landmarks, i] = v.reshape(shape)
-    return out
 
 
 def _first_mismatch(values: np.ndarray, expected: np.ndarray) -> int:

@@ -348,28 +348,11 @@ class PreprocessLayer(keras.layers.Layer):
 # Many files
 
 
-# The raw landmarks `_preprocess` reads: both hands (dominant-hand rule, step 1) and the 66
-# columns of either side (step 3). preprocess_files converts only these from the file.
-_USED_LANDMARKS = np.unique(np.concatenate([
-    LEFT_HAND_IDXS0, RIGHT_HAND_IDXS0, LANDMARK_IDXS_LEFT_DOMINANT0,
-    LANDMARK_IDXS_RIGHT_DOMINANT0]))
-
-
-def _load_for_preprocess(path) -> np.ndarray:
-    """`dataset.load_frames(path)` as `_preprocess` sees it: the same checks (layout, frame
-    order, finiteness: `dataset.read_checked`, `dataset.check_finite_table`), but only the
-    `_USED_LANDMARKS` are converted; the others are left uninitialised (never read)."""
-    table, n_frames = dataset.read_checked(path)
-    dataset.check_finite_table(path, table)
-    frames = np.empty((n_frames, N_ROWS, N_DIMS), np.float32)
-    return dataset.take_landmarks(table, n_frames, _USED_LANDMARKS, frames)
-
-
 def _preprocess_path(path, input_size):
     try:
-        # = preprocess(dataset.load_frames(path)); check_clip's rule is met: the reader
+        # = preprocess(dataset.load_frames(path)): check_clip's rule is met, load_frames
         # checked the shape and finiteness, and _preprocess raises quirk 3 itself.
-        return _preprocess(_load_for_preprocess(path), input_size)
+        return _preprocess(dataset.load_frames(path), input_size)
     except (GISLRDataError, FileNotFoundError) as e:
         if str(path) in str(e):
             raise

@@ -255,34 +255,6 @@ def test_infinite_coordinates_are_refused(tmp_path, value):
                         r"\(face 57\)")
 
 
-def test_take_landmarks_and_check_finite_table_read_the_buffers_right():
-    """The fast reader of preprocess_files works on Arrow buffers: offsets, nulls, and whatever
-    a null slot holds (here inf) must not matter."""
-    f = _frames(4, seed=3)
-    f[1, 500:510] = np.nan
-    table = landmark_table(f).slice(543, 3 * 543)            # offset 543 in every buffer
-    marks = np.array([0, 13, 468, 470, 500, 505, 542])
-    out = np.full((3, 543, 3), -7.0, np.float32)
-    dataset.take_landmarks(table, 3, marks, out)
-    np.testing.assert_array_equal(out[:, marks], f[1:, marks])
-    assert (np.delete(out, marks, axis=1) == -7).all()
-    dataset.check_finite_table("t", table)
-    # a null whose slot holds inf is missing, not infinite
-    x = table.column("x").combine_chunks()
-    data = np.frombuffer(x.buffers()[1], np.float64).copy()
-    data[x.offset + 500] = np.inf                     # frame 0 (f[1]), landmark 500: null
-    x_inf = pa.Array.from_buffers(pa.float64(), len(x), [x.buffers()[0], pa.py_buffer(data)],
-                                  offset=x.offset)
-    assert x_inf.null_count == x.null_count
-    dataset.check_finite_table("t", table.set_column(4, "x", x_inf))
-    data[x.offset + 7] = np.inf                                # a real value
-    x_inf = pa.Array.from_buffers(pa.float64(), len(x), [x.buffers()[0], pa.py_buffer(data)],
-                                  offset=x.offset)
-    with pytest.raises(GISLRDataError, match=r"t: 1 infinite coordinate value\(s\), the first "
-                       r"in frame #0, landmark 7"):
-        dataset.check_finite_table("t", table.set_column(4, "x", x_inf))
-
-
 def test_layout_memo_skips_decoding_identical_chunks_but_never_a_check(tmp_path):
     """read_checked decodes `type` and `landmark_index` only when their stored bytes differ
     from those of a file already found in order; `frame` is always checked."""

@@ -442,25 +442,15 @@ def test_preprocess_files_order_and_values():
 
 
 @needs_real
-def test_preprocess_files_fast_reader_equals_preprocess_exactly_on_every_real_file():
-    """preprocess_files converts only the landmarks `_preprocess` reads (issue 10): bit for bit
-    `preprocess(load_frames(path))` on every real file, whatever the other landmarks hold."""
+def test_preprocess_files_equals_preprocess_exactly_on_every_real_file():
+    """preprocess_files skips preprocess's input checks (load_frames made them): bit for bit
+    `preprocess(load_frames(path))` on every real file."""
     paths = real_paths()
     X, IDX = preprocess_files(paths, workers=2, progress=False)
-    used = P._USED_LANDMARKS
-    assert len(used) == 92 and set(LEFT_HAND_IDXS0) | set(RIGHT_HAND_IDXS0) <= set(used)
     for i, path in enumerate(paths):
-        frames = dataset.load_frames(path)
-        x, idx = preprocess(frames)
+        x, idx = preprocess(dataset.load_frames(path))
         np.testing.assert_array_equal(X[i], x)
         np.testing.assert_array_equal(IDX[i], idx)
-        fast = P._load_for_preprocess(path)
-        np.testing.assert_array_equal(fast[:, used], frames[:, used])
-        other = np.setdiff1d(np.arange(N_ROWS), used)
-        fast[:, other] = np.inf                      # what is not converted is never read
-        x2, idx2 = P._preprocess(fast, 64)
-        np.testing.assert_array_equal(x2, x)
-        np.testing.assert_array_equal(idx2, idx)
 
 
 @needs_real
