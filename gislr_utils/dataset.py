@@ -6,8 +6,8 @@ Chapter 1 (data exploration) explains the format. A GISLR data directory holds
 * ``sign_to_prediction_index_map.json`` (sign name -> class index, 250 signs in the competition);
 * ``train_landmark_files/<participant_id>/<sequence_id>.parquet``: one clip per file, 543 rows per
   frame (face 0-467, left_hand 0-20, pose 0-32, right_hand 0-20), frames in increasing order
-  (out-of-order or repeated frames are an error, never re-sorted: see :func:`load_frames`), with columns
-  ``frame`` (int16), ``row_id`` (string ``"{frame}-{type}-{landmark_index}"``), ``type`` (string),
+  (out-of-order or repeated frames are an error, never re-sorted: see :func:`load_frames`),
+  with columns ``frame`` (int16), ``row_id`` (string ``"{frame}-{type}-{landmark_index}"``), ``type`` (string),
   ``landmark_index`` (int16), ``x``, ``y``, ``z`` (float64; a hand that MediaPipe did not find is
   stored as nulls, which read back as NaN).
 
@@ -252,14 +252,13 @@ _GOOD_CHUNKS_MAX = 4096
 _LAYOUT_COLUMNS = ("type", "landmark_index")
 
 
-def _layout_chunks(path, pf: pq.ParquetFile) -> tuple | None:
+def _layout_chunks(path, pf: pq.ParquetFile, schema: pa.Schema) -> tuple | None:
     """The raw bytes of the `type` and `landmark_index` column chunks with their physical
     types and value counts (None for a file of several row groups: it is decoded)."""
     md = pf.metadata
     if md.num_row_groups != 1:
         return None
     rg = md.row_group(0)
-    schema = pf.schema_arrow
     key = []
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -288,8 +287,9 @@ def read_checked(path) -> tuple[pa.Table, int]:
     found in order (see ``_GOOD_CHUNKS``); then the table has no `type` and `landmark_index`.
     """
     pf = _open(path, read_dictionary=["type"])
-    _check_schema(path, pf.schema_arrow, READ_COLUMNS)
-    chunks = _layout_chunks(path, pf)
+    schema = pf.schema_arrow                 # built anew on every access: once
+    _check_schema(path, schema, READ_COLUMNS)
+    chunks = _layout_chunks(path, pf, schema)
     known = chunks is not None and chunks in _GOOD_CHUNKS
     columns = [c for c in READ_COLUMNS if not (known and c in _LAYOUT_COLUMNS)]
     try:

@@ -43,7 +43,9 @@ The steps (raw `[n0, 543, 3]` float32, NaN where MediaPipe saw nothing):
       factor of 0, an empty sequence and a division by zero; the original graph fails
       (`InvalidArgumentError: Integer division by zero`). `preprocess` raises
       `GISLRDataError` for such clips (no real GISLR clip comes near 4096 frames).
-7. **NaN -> 0** in the frames (never in the indices, which have no NaN).
+7. **NaN -> 0** in the frames (never in the indices, which have no NaN). An infinite value is
+   refused before step 1 (`check_clip`, the rule `export.tflite_predict` applies too): the
+   original's `nan_to_num`-like step would turn it into 3.4e38.
 
 A clip whose dominant hand never appears keeps 0 frames: the original returns an all-padding
 sample (zeros, indices all -1), and so does `preprocess`. `prepare_dataset` leaves such clips
@@ -370,7 +372,10 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
     (None: `os.cpu_count()`): pyarrow decodes parquet without holding the GIL, which is most of
     the time spent, and threads need no process start-up nor copies of the results
     (`benchmarks/preprocess.py` compares this with the original one-file-at-a-time path).
-    `progress` shows a tqdm bar. A bad file raises an error naming it. Chapter 1 calls it.
+    Every file goes through `dataset.load_frames`, so every check of the data path applies
+    (columns, row count, layout and frame order, finite values; `check_clip`'s rule, quirk 3
+    included): the first bad file stops the run with a `GISLRDataError` naming it.
+    `progress` shows a tqdm bar. Chapter 1 calls it.
     """
     paths = [str(p) for p in paths]
     size = _check_input_size(input_size)

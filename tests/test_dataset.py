@@ -361,8 +361,8 @@ def test_read_clips_errors(tmp_path):
     df = pd.read_csv(io.StringIO(good))                      # issue 9.5: same file twice
     df = pd.concat([df, df.iloc[[0]], df.iloc[[2]].assign(path="./" + df["path"].iloc[2])])
     df.to_csv(csv, index=False)
-    with pytest.raises(GISLRDataError, match=r"train.csv: 2 landmark file\(s\) listed more than once "
-                       r"\(4 lines\): 'train_landmark_files/100/1.parquet' on lines 2, 5; "):
+    with pytest.raises(GISLRDataError, match=r"train.csv: 2 landmark file\(s\) listed more than "
+                       r"once \(4 lines\): 'train_landmark_files/100/1.parquet' on lines 2, 5; "):
         read_clips(d)
     with pytest.raises(GISLRDataError, match="lines 4, 6"):
         read_clips(d, signs=["hello"])
