@@ -182,7 +182,7 @@ def test_bad_landmark_files(tmp_path):
 
 # ------------------------------------------------------------------------------ broken real files
 def _real_table():
-    path = sorted((REAL / "train_landmark_files").glob("*/*.parquet"))[0]
+    path = min((REAL / "train_landmark_files").glob("*/*.parquet"))
     return pq.read_table(path)
 
 

@@ -397,10 +397,10 @@ def test_check_clip_is_one_rule_for_preprocess_and_tflite_predict(tmp_path):
     long = clip_with_hands(5000, left_frames=range(100, 200))
     ok = clip_with_hands(10, left_frames=range(10))
     never = tmp_path / "never-opened.tflite"
-    cases = [(inf, r"^2 infinite coordinate value\(s\), the first in frame #3, landmark 500 "
-                   r"\(pose 11\)"),
-             (long, r"^clip has 5000 frames \(> 4096\) but only 100 frames with the dominant hand"
-                    r".* 4096 // 5000 is 0")]
+    cases = [(inf, (r"^2 infinite coordinate value\(s\), the first in frame #3, landmark 500 "
+                    r"\(pose 11\)")),
+             (long, (r"^clip has 5000 frames \(> 4096\) but only 100 frames with the dominant "
+                     r"hand.* 4096 // 5000 is 0"))]
     for clip, message in cases:
         with pytest.raises(GISLRDataError, match=message) as a:
             preprocess(clip)
