@@ -156,6 +156,7 @@ def stages(base, rounds):
         "+ frame column, layout checks": dataset.read_checked,
         "+ float32 conversion, inf check": dataset.load_frames,
         "+ preprocessing (= preprocess_files)": lambda p: _preprocess_path(p, 64),
+        "before checks (030ae6a), whole": lambda p: before_preprocess_path(p, 64),
     }
     best = {k: np.inf for k in steps}
     for _ in range(rounds):
@@ -167,7 +168,9 @@ def stages(base, rounds):
     print("\nCPU ms per file, one thread, cumulative (min over rounds):")
     for k, v in best.items():
         print(f"  {k:40s} {v:6.3f}")
-    floor, full = best[next(iter(steps))], best[list(steps)[-1]]
+    names = list(steps)
+    floor, full, before = best[names[0]], best[names[-2]], best[names[-1]]
+    print(f"one thread, CPU-bound: now at {before / full:.0%} of the speed before the checks")
     print(f"on CPU-bound cores preprocess_files can reach at most {floor / full:.0%} of the decode "
           "floor: the conversion and the preprocessing (NumPy, one clip at a time) alone cost "
           "more than 10% of the decode. Layout checks: type and landmark_index are decoded "
