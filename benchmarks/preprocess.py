@@ -1,29 +1,48 @@
-"""Files per second: `preprocessing.preprocess_files` beside the original per-file path.
+"""Files per second: `preprocessing.preprocess_files` beside the code before the layout checks,
+the decode floor and the original per-file path, all in one run on the same files.
 
-The original path (Wijkhuizen's notebook, `load_relevant_data_subset` + `PreprocessLayer`):
-`pandas.read_parquet(path, columns=["x", "y", "z"])`, reshape to `[n, 543, 3]` float32, then the
-TF layer called on that one file; one file after the other. The fast path reads x, y, z with
-pyarrow (`dataset.load_frames`), preprocesses in NumPy (`preprocess`) and runs files on a
-thread pool. Both produce the same arrays (checked here, <= 1e-5).
+Paths timed (each produces the same arrays; checked here, <= 1e-5 against the original):
+
+* **original**: Wijkhuizen's notebook (`load_relevant_data_subset` + `PreprocessLayer`):
+  `pandas.read_parquet(path, columns=["x", "y", "z"])`, reshape to `[n, 543, 3]` float32, the TF
+  layer on that one file; one file after the other (timed once: it is slow).
+* **before checks**: `preprocess_files` as it was before issue 9 (commit 030ae6a), kept verbatim
+  below (`before_load_frames`, `before_preprocess_files`): x, y, z only, the layout trusted.
+* **now**: `preprocess_files`: reads frame, type (dictionary-encoded), landmark_index, x, y, z,
+  checks the layout, the frame order and finiteness of every file, then preprocesses.
+* **decode floor**: `ParquetFile.read(columns=["x", "y", "z"])` alone (no conversion, no check,
+  no preprocessing) on the same pool of threads: what pyarrow needs to decode the coordinates,
+  a bound no reader of these files can beat.
+
+The three pool paths are timed `--rounds` times, interleaved (before, now, floor, then rotated),
+because other processes share the cores; the table gives the median and the range of each and
+the ratios are computed round by round. The CPU columns (CPU time of this process, all threads,
+per file) show where the time goes whatever the load.
 
 Files: the real sample (84 genuine GISLR files, `config.REAL_SAMPLE_DIR`) listed `--repeat`
 times (default 12 -> 1,008 files), or, when it is absent, the synthetic set
-(`synthetic.ensure_data_dir`). Run: `python benchmarks/preprocess.py [--repeat N] [--workers W]`.
+(`synthetic.ensure_data_dir`). Run: `python benchmarks/preprocess.py [--repeat N] [--workers W]
+[--rounds R] [--skip-original]`.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 import gislr_utils  # noqa: F401
 from gislr_utils import dataset
 from gislr_utils.config import REAL_SAMPLE_DIR
-from gislr_utils.landmarks import N_DIMS, N_ROWS
-from gislr_utils.preprocessing import PreprocessLayer, preprocess_files
+from gislr_utils.dataset import GISLRDataError
+from gislr_utils.landmarks import N_COLS, N_DIMS, N_ROWS
+from gislr_utils.preprocessing import PreprocessLayer, _preprocess, preprocess_files
 
 
 def original_per_file(paths, layer):
@@ -39,6 +58,126 @@ def original_per_file(paths, layer):
     return np.stack(X), np.stack(IDX)
 
 
+# ---------------------------------------------------------------------------------------------
+# The code before issue 9 (commit 030ae6a), verbatim but for names: the reference for ">= 90% of
+# the speed before the checks". preprocess() then was the shape/dtype checks below + _preprocess.
+def before_load_frames(path) -> np.ndarray:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: landmark file not found")
+    try:
+        table = pq.ParquetFile(path, pre_buffer=False).read(columns=["x", "y", "z"], use_threads=False)
+    except (KeyError, ValueError, pa.ArrowException) as err:  # missing column or not parquet
+        raise GISLRDataError(f"{path}: cannot read columns x, y, z ({err})") from err
+    if table.num_columns != N_DIMS:
+        missing = [c for c in ("x", "y", "z") if c not in table.column_names]
+        raise GISLRDataError(f"{path}: missing column(s) {missing}")
+    n = table.num_rows
+    if n == 0:
+        raise GISLRDataError(f"{path}: empty file (0 rows)")
+    if n % N_ROWS:
+        raise GISLRDataError(f"{path}: {n} rows is not a multiple of {N_ROWS} landmarks per frame")
+    out = np.empty((n, N_DIMS), dtype=np.float32)
+    for i in range(N_DIMS):
+        out[:, i] = table.column(i).to_numpy()
+    return out.reshape(n // N_ROWS, N_ROWS, N_DIMS)
+
+
+def before_preprocess(frames, size=64):
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.shape[1:] != (N_ROWS, N_DIMS):
+        raise ValueError(f"frames must have shape [n_frames, {N_ROWS}, {N_DIMS}], got {list(frames.shape)}")
+    if frames.shape[0] == 0:
+        raise ValueError("frames has 0 frames")
+    if frames.dtype != np.float32:
+        frames = frames.astype(np.float32)
+    return _preprocess(frames, size)
+
+
+def before_preprocess_path(path, input_size):
+    try:
+        frames = before_load_frames(path)
+        return before_preprocess(frames, input_size)
+    except (GISLRDataError, FileNotFoundError) as e:
+        if str(path) in str(e):
+            raise
+        raise type(e)(f"{path}: {e}") from e
+
+
+def before_preprocess_files(paths, workers, size=64):
+    """preprocess_files of commit 030ae6a (progress bar off)."""
+    paths = [str(p) for p in paths]
+    n = len(paths)
+    X = np.zeros((n, size, N_COLS, N_DIMS), np.float32)
+    IDX = np.zeros((n, size), np.float32)
+
+    def work(chunk):
+        for i in chunk:
+            X[i], IDX[i] = before_preprocess_path(paths[i], size)
+        return len(chunk)
+
+    step = max(1, min(64, n // (8 * workers)))
+    chunks = [range(i, min(i + step, n)) for i in range(0, n, step)]
+    if workers == 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            work(chunk)
+    else:
+        ex = ThreadPoolExecutor(max_workers=min(workers, len(chunks)))
+        try:
+            for _ in ex.map(work, chunks):
+                pass
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+    return X, IDX
+
+
+# ---------------------------------------------------------------------------------------------
+def decode_floor(paths, workers):
+    """pyarrow's decode of x, y, z alone, files spread over the same number of threads."""
+    def work(chunk):
+        return sum(pq.ParquetFile(p, pre_buffer=False).read(columns=["x", "y", "z"],
+                                                            use_threads=False).num_rows
+                   for p in chunk)
+    step = max(1, min(64, len(paths) // (8 * workers)))
+    chunks = [paths[i:i + step] for i in range(0, len(paths), step)]
+    if workers == 1:
+        return sum(map(work, chunks))
+    with ThreadPoolExecutor(workers) as ex:
+        return sum(ex.map(work, chunks))
+
+
+def stages(base, rounds):
+    """Why preprocess_files stays below the decode floor: one thread's CPU per file for each
+    step it adds to the decode (minimum over rounds, the least disturbed by other processes)."""
+    from gislr_utils.preprocessing import _preprocess_path
+    steps = {
+        "decode x, y, z (the floor)": lambda p: pq.ParquetFile(p, pre_buffer=False).read(
+            columns=["x", "y", "z"], use_threads=False),
+        "+ frame column, layout checks": dataset.read_checked,
+        "+ float32 conversion, inf check": dataset.load_frames,
+        "+ preprocessing (= preprocess_files)": lambda p: _preprocess_path(p, 64),
+        "before checks (030ae6a), whole": lambda p: before_preprocess_path(p, 64),
+    }
+    best = {k: np.inf for k in steps}
+    for _ in range(rounds):
+        for k, fn in steps.items():
+            cpu = time.process_time()
+            for p in base:
+                fn(p)
+            best[k] = min(best[k], (time.process_time() - cpu) / len(base) * 1e3)
+    print("\nCPU ms per file, one thread, cumulative (min over rounds):")
+    for k, v in best.items():
+        print(f"  {k:40s} {v:6.3f}")
+    names = list(steps)
+    floor, full, before = best[names[0]], best[names[-2]], best[names[-1]]
+    print(f"one thread, CPU-bound: now at {before / full:.0%} of the speed before the checks")
+    print(f"on CPU-bound cores preprocess_files can reach at most {floor / full:.0%} of the decode "
+          "floor: the conversion and the preprocessing (NumPy, one clip at a time) alone cost "
+          "more than 10% of the decode. Layout checks: type and landmark_index are decoded "
+          f"only for new encodings ({len(dataset._GOOD_CHUNKS)} distinct ones among the "
+          f"{len(base)} files here; they depend on the number of frames only).")
+
+
 def timed(fn):
     """Wall-clock seconds, CPU seconds of this process (all threads) and the result."""
     start, cpu = time.perf_counter(), time.process_time()
@@ -50,6 +189,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=12, help="times the file list is repeated")
     ap.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved timings of each pool path")
+    ap.add_argument("--skip-original", action="store_true", help="do not time the original path")
     args = ap.parse_args(argv)
 
     if (REAL_SAMPLE_DIR / "train.csv").exists():
@@ -60,56 +201,64 @@ def main(argv=None):
         source, clips = f"synthetic set ({data_dir})", dataset.read_clips(data_dir)
     base = list(clips["path"])
     paths = base * args.repeat
-    frames_per_file = np.mean([pq_rows(p) for p in base]) / N_ROWS
+    frames_per_file = np.mean([pq.ParquetFile(p).metadata.num_rows for p in base]) / N_ROWS
     mb = sum(os.path.getsize(p) for p in paths) / 1e6
     workers = args.workers or os.cpu_count()
     print(f"files: {source}: {len(base)} files x {args.repeat} = {len(paths)} files, "
           f"{mb:.0f} MB, {frames_per_file:.1f} frames per file on average; "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores, {workers} workers, {args.rounds} rounds")
 
+    # same arrays from every path
     layer = PreprocessLayer()
-    original_per_file(base[:3], layer)                               # trace the tf.function
-    preprocess_files(base[:3], workers=workers, progress=False)      # warm the page cache/pool
-
-    rows = []
-    t, cpu, (X0, I0) = timed(lambda: original_per_file(paths, layer))
-    rows.append(("original: pandas.read_parquet + TF layer, per file", t, cpu))
-    t, cpu, (X1, I1) = timed(lambda: preprocess_files(paths, workers=1, progress=False))
-    rows.append(("preprocess_files, 1 worker", t, cpu))
-    t, cpu, (X2, I2) = timed(lambda: preprocess_files(paths, workers=workers, progress=False))
-    rows.append((f"preprocess_files, {workers} workers", t, cpu))
-    # The floor: reading x, y, z alone (no preprocessing), on the same pool of threads.
-    t, cpu, _ = timed(lambda: read_only(paths, workers))
-    rows.append((f"  of which reading x, y, z alone, {workers} workers", t, cpu))
+    t, cpu, (X0, I0) = timed(lambda: original_per_file(base, layer))   # also traces the layer
+    X1, I1 = before_preprocess_files(base, workers)
+    X2, I2 = preprocess_files(base, workers=workers, progress=False)
     for X, IDX in ((X1, I1), (X2, I2)):
         np.testing.assert_allclose(X, X0, rtol=0, atol=1e-5)
         np.testing.assert_allclose(IDX, I0, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(X2, X1)
+    np.testing.assert_array_equal(I2, I1)
 
-    base_rate = len(paths) / rows[0][1]
-    print(f"\n{'path':52s} {'seconds':>8s} {'files/s':>8s} {'vs original':>12s} {'CPU ms/file':>12s}")
-    for name, t, cpu in rows:
-        rate = len(paths) / t
-        print(f"{name:52s} {t:8.2f} {rate:8.0f} {rate / base_rate:11.1f}x {cpu / len(paths) * 1e3:12.2f}")
-    read_cpu = rows[-1][2] / len(paths)
-    print("\nsame arrays from every path (<= 1e-5); CPU ms/file counts all threads of this process.")
-    print(f"reading alone costs {read_cpu * 1e3:.2f} CPU ms per file (pyarrow's Snappy decompression of "
-          f"the x, y, z pages, most of it): {os.cpu_count()} cores cannot read more than about "
-          f"{os.cpu_count() / read_cpu:.0f} files/s, whatever the preprocessing.")
+    rows = {}
+    if not args.skip_original:
+        t, cpu, _ = timed(lambda: original_per_file(paths, layer))
+        rows["original: pandas + TF layer, per file"] = ([t], [cpu])
+    pool = {
+        "before checks (030ae6a)": lambda: before_preprocess_files(paths, workers),
+        "now: preprocess_files": lambda: preprocess_files(paths, workers=workers, progress=False),
+        "decode floor: x, y, z alone": lambda: decode_floor(paths, workers),
+    }
+    names = list(pool)
+    times = {name: ([], []) for name in names}
+    for r in range(args.rounds):
+        for name in names[r % 3:] + names[:r % 3]:
+            t, cpu, _ = timed(pool[name])
+            times[name][0].append(t)
+            times[name][1].append(cpu)
+    rows.update(times)
+
+    n = len(paths)
+    print(f"\n{'path':40s} {'files/s median':>14s} {'(range)':>13s} {'CPU ms/file':>12s}")
+    for name, (ts, cpus) in rows.items():
+        rates = n / np.asarray(ts)
+        rng = f"({rates.min():.0f}-{rates.max():.0f})" if len(ts) > 1 else ""
+        print(f"{name:40s} {np.median(rates):14.0f} {rng:>13s} {np.median(cpus) / n * 1e3:12.2f}")
+
+    before, now, floor = (np.asarray(times[k][0]) for k in names)
+    speed = before / now                                  # per round: now's speed / before's
+    of_floor = floor / now
+    print(f"\nnow vs before checks, round by round: median {np.median(speed):.0%} "
+          f"(range {speed.min():.0%}-{speed.max():.0%}) of the speed before")
+    print(f"now vs the decode floor, round by round: median {np.median(of_floor):.0%} "
+          f"(range {of_floor.min():.0%}-{of_floor.max():.0%}) of the floor")
+    c_before, c_now, c_floor = (np.median(times[k][1]) / n * 1e3 for k in names)
+    print(f"CPU per file: decode floor {c_floor:.2f} ms, before {c_before:.2f} ms "
+          f"(+{c_before - c_floor:.2f} conversion and preprocessing), now {c_now:.2f} ms "
+          f"(+{c_now - c_before:.2f} for the layout columns and checks)")
+    stages(base, args.rounds)
     if hasattr(os, "getloadavg"):
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
               "(other processes share the cores when it exceeds the workers' share)")
-
-
-def read_only(paths, workers):
-    from concurrent.futures import ThreadPoolExecutor
-    chunks = [paths[i:i + 32] for i in range(0, len(paths), 32)]
-    with ThreadPoolExecutor(workers) as ex:
-        return sum(ex.map(lambda chunk: sum(len(dataset.load_frames(p)) for p in chunk), chunks))
-
-
-def pq_rows(path):
-    import pyarrow.parquet as pq
-    return pq.ParquetFile(path).metadata.num_rows
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ Chapter 1 (data exploration) explains the format. A GISLR data directory holds
 * ``train.csv`` with columns ``path, participant_id, sequence_id, sign``;
 * ``sign_to_prediction_index_map.json`` (sign name -> class index, 250 signs in the competition);
 * ``train_landmark_files/<participant_id>/<sequence_id>.parquet``: one clip per file, 543 rows per
-  frame (face 0-467, left_hand 0-20, pose 0-32, right_hand 0-20) with columns
-  ``frame`` (int16), ``row_id`` (string ``"{frame}-{type}-{landmark_index}"``), ``type`` (string),
+  frame (face 0-467, left_hand 0-20, pose 0-32, right_hand 0-20), frames in increasing order
+  (out-of-order or repeated frames are an error, never re-sorted: see :func:`load_frames`),
+  with columns ``frame`` (int16), ``row_id`` (string ``"{frame}-{type}-{landmark_index}"``), ``type`` (string),
   ``landmark_index`` (int16), ``x``, ``y``, ``z`` (float64; a hand that MediaPipe did not find is
   stored as nulls, which read back as NaN).
 
@@ -47,98 +48,312 @@ class GISLRDataError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Reading one clip
 # ---------------------------------------------------------------------------------------------
-def load_frames(path) -> np.ndarray:
-    """Read one landmark file as float32 ``[n_frames, 543, 3]`` (x, y, z only; NaN kept).
+# Columns read on the data path: the layout columns (not row_id: frame, type and landmark_index
+# say the same, and its strings cost more to decode than x, y, z) and the coordinates.
+READ_COLUMNS = ("frame", "type", "landmark_index", "x", "y", "z")
+_KINDS = {"frame": pa.types.is_integer, "landmark_index": pa.types.is_integer,
+          "row_id": lambda t: _is_string_like(t), "type": lambda t: _is_string_like(t),
+          "x": pa.types.is_floating, "y": pa.types.is_floating, "z": pa.types.is_floating}
+ROW_TYPE_CODES = np.repeat(np.arange(len(TYPE_ORDER), dtype=np.int32),
+                           [TYPE_COUNTS[t] for t in TYPE_ORDER])
+LAYOUT_RULE = ("543 rows per frame in the order face 0-467, left_hand 0-20, pose 0-32, "
+               "right_hand 0-20, frames in increasing order")
 
-    Only the three coordinate columns are read (pyarrow, one thread and no pre-buffering: the
-    batch preprocessing parallelises over files, and most of a read is Snappy decompression).
-    Nulls, MediaPipe's missing hands, become NaN. The layout is trusted; :func:`validate_file`
-    checks it fully. Chapter 1 shows what the array holds.
-    """
-    path = Path(path)
-    if not path.exists():
+
+def _open(path, **kwargs) -> pq.ParquetFile:
+    """Open a parquet file: FileNotFoundError if absent, GISLRDataError if not parquet."""
+    if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: landmark file not found")
     try:
-        table = pq.ParquetFile(path, pre_buffer=False).read(columns=["x", "y", "z"], use_threads=False)
-    except (KeyError, ValueError, pa.ArrowException) as err:  # missing column or not parquet
-        raise GISLRDataError(f"{path}: cannot read columns x, y, z ({err})") from err
-    if table.num_columns != N_DIMS:
-        missing = [c for c in ("x", "y", "z") if c not in table.column_names]
-        raise GISLRDataError(f"{path}: missing column(s) {missing}")
-    n = table.num_rows
+        return pq.ParquetFile(path, pre_buffer=False, **kwargs)
+    except KeyError:     # a column of read_dictionary is absent: _check_schema names it
+        return _open(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise GISLRDataError(f"{path}: not a readable parquet file ({err})") from err
+
+
+_GOOD_SCHEMAS: dict = {}      # columns -> schemas already found good (usually one: Kaggle's)
+
+
+try:   # ParquetFile's reader without its Python set-up (file system resolution, nested paths)
+    from pyarrow._parquet import ParquetReader as _ParquetReader
+except ImportError:  # pragma: no cover - any pyarrow of requirements.txt has it
+    _ParquetReader = None
+
+
+class _Reader:
+    """The part of :class:`pyarrow.parquet.ParquetFile` the data path uses, on the reader."""
+
+    __slots__ = ("reader",)
+
+    def __init__(self, reader):
+        self.reader = reader
+
+    @property
+    def schema_arrow(self) -> pa.Schema:
+        return self.reader.schema_arrow
+
+    @property
+    def metadata(self):
+        return self.reader.metadata
+
+    def read(self, columns, use_threads=False) -> pa.Table:
+        idx = [self.reader.column_name_idx(c) for c in columns]
+        return self.reader.read_all(column_indices=idx, use_threads=use_threads)
+
+
+def _open_data_path(path):
+    """`_open(path, read_dictionary=["type"])`, a little cheaper (about 0.05 ms a file); any
+    failure goes to `_open`, which gives the error its message."""
+    if _ParquetReader is not None and os.path.exists(path):
+        try:
+            reader = _ParquetReader()
+            reader.open(path, pre_buffer=False, read_dictionary=["type"])
+            return _Reader(reader)
+        except Exception:  # noqa: BLE001 - _open meets the same failure, with its message
+            return _open(path, read_dictionary=["type"])
+    return _open(path, read_dictionary=["type"])
+
+
+def _check_schema(path, schema: pa.Schema, columns) -> None:
+    """Named missing columns, then a wrong kind of type (integer, string, float) per column."""
+    known = _GOOD_SCHEMAS.get(columns, ())
+    if any(schema.equals(good) for good in known):
+        return
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise GISLRDataError(f"{path}: missing column(s) {sorted(missing)}; found {schema.names}")
+    for col in columns:
+        t = schema.field(col).type
+        if not _KINDS[col](t):
+            raise GISLRDataError(f"{path}: column {col!r} has type {t}, "
+                                 f"expected {SCHEMA.field(col).type}")
+    if len(known) < 8:
+        _GOOD_SCHEMAS[columns] = (*known, schema)
+
+
+def _check_rows(path, n: int) -> int:
     if n == 0:
         raise GISLRDataError(f"{path}: empty file (0 rows)")
     if n % N_ROWS:
         raise GISLRDataError(f"{path}: {n} rows is not a multiple of {N_ROWS} landmarks per frame")
+    return n // N_ROWS
+
+
+_TILES: tuple = (0, None, None)
+
+
+def _tiles(n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expected type codes (index in TYPE_ORDER) and landmark_index of `n_frames` frames, sliced
+    from a cache that grows (one tuple swapped at once, so threads may share it)."""
+    global _TILES
+    cached = _TILES
+    if cached[0] < n_frames:
+        n = max(n_frames, 2 * cached[0], 256)
+        cached = (n, np.tile(ROW_TYPE_CODES, n), np.tile(ROW_LANDMARK_INDEX, n))
+        _TILES = cached
+    rows = n_frames * N_ROWS
+    return cached[1][:rows], cached[2][:rows]
+
+
+def _column_numpy(path, table: pa.Table, name: str) -> np.ndarray:
+    col = table.column(name)
+    if col.null_count:
+        r = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise GISLRDataError(f"{path}: column {name!r} has {col.null_count} missing value(s), "
+                             f"first at row {r}")
+    return col.chunk(0).to_numpy() if col.num_chunks == 1 else col.to_numpy()
+
+
+_TYPE_DICTIONARY = pa.array(TYPE_ORDER)
+
+
+def _type_codes(path, column: pa.ChunkedArray) -> np.ndarray:
+    """Codes 0-3 (TYPE_ORDER) of a `type` column; a dictionary-encoded column (how the data
+    path reads it) is decoded from its few dictionary values and its integer indices."""
+    if column.null_count:
+        raise GISLRDataError(f"{path}: column 'type' has {column.null_count} missing value(s)")
+    chunks = column.chunks
+    if len(chunks) == 1 and pa.types.is_dictionary(chunks[0].type):
+        if chunks[0].dictionary.equals(_TYPE_DICTIONARY):      # the files' own order
+            return chunks[0].indices.to_numpy()
+        names = chunks[0].dictionary.to_pylist()
+        codes = [TYPE_ORDER.index(v) if v in TYPE_ORDER else -1 for v in names]
+        indices = chunks[0].indices.to_numpy()
+        if codes == list(range(len(codes))):          # dictionary in file order: no remapping
+            return indices
+        return np.asarray(codes, np.int32)[indices]
+    values = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
+    codes = np.full(len(values), -1, np.int32)
+    for i, name in enumerate(TYPE_ORDER):
+        codes[values == name] = i
+    return codes
+
+
+def _check_layout(path, table: pa.Table, n_frames: int) -> None:
+    """Every 543-row block is one frame, frame numbers increase from block to block, and the
+    rows of a block are face 0-467, left_hand 0-20, pose 0-32, right_hand 0-20 (type and
+    landmark_index; not checked when `table` has no `type` column: see :func:`read_checked`).
+    Raises GISLRDataError naming the file, the row and what is wrong."""
+    frame = _column_numpy(path, table, "frame")
+    blocks = frame.reshape(n_frames, N_ROWS)
+    first = blocks[:, 0]
+    if not (blocks == first[:, None]).all():
+        b = int(np.flatnonzero((blocks != first[:, None]).any(axis=1))[0])
+        r = b * N_ROWS + int(np.flatnonzero(blocks[b] != first[b])[0])
+        raise GISLRDataError(
+            f"{path}: frame number changes inside the 543-row block of frame #{b} (row {r} has "
+            f"frame {blocks[b].flat[r - b * N_ROWS]}, the block starts with {first[b]}): rows "
+            f"out of order or missing; expected {LAYOUT_RULE}")
+    step = np.diff(first.astype(np.int64))
+    if (step <= 0).any():
+        b = int(np.flatnonzero(step <= 0)[0])
+        what = ("appears twice (duplicate rows)" if step[b] == 0
+                else f"comes after frame {first[b]} (frames out of order)")
+        raise GISLRDataError(f"{path}: frame {first[b + 1]} at rows {(b + 1) * N_ROWS}-"
+                             f"{(b + 2) * N_ROWS - 1} {what}; expected {LAYOUT_RULE}")
+    if "type" in table.column_names:
+        _check_type_and_index(path, table, n_frames)
+
+
+def _check_type_and_index(path, table: pa.Table, n_frames: int) -> None:
+    expected_codes, expected_lmi = _tiles(n_frames)
+    codes = _type_codes(path, table.column("type"))
+    if not np.array_equal(codes, expected_codes):
+        r = _first_mismatch(codes, expected_codes)
+        found = pc.cast(table.column("type").slice(r, 1), pa.string())[0].as_py()
+        raise GISLRDataError(f"{path}: landmark types out of order at row {r}: {found!r}, "
+                             f"expected {str(ROW_TYPES[r % N_ROWS])!r}; expected {LAYOUT_RULE}")
+    lmi = _column_numpy(path, table, "landmark_index")
+    if not np.array_equal(lmi, expected_lmi):
+        r = _first_mismatch(lmi, expected_lmi)
+        raise GISLRDataError(f"{path}: landmark_index {lmi[r]} at row {r} ({ROW_TYPES[r % N_ROWS]}), "
+                             f"expected {expected_lmi[r]}; expected {LAYOUT_RULE}")
+
+
+def _xyz(table: pa.Table) -> np.ndarray:
+    """x, y, z columns -> float32 ``[rows, 3]``, nulls as NaN."""
+    n = table.num_rows
     out = np.empty((n, N_DIMS), dtype=np.float32)
-    for i in range(N_DIMS):
-        out[:, i] = table.column(i).to_numpy()
-    return out.reshape(n // N_ROWS, N_ROWS, N_DIMS)
+    for i, name in enumerate(("x", "y", "z")):
+        out[:, i] = table.column(name).to_numpy()
+    return out
+
+
+def check_finite(path, xyz: np.ndarray) -> None:
+    """NaN marks a missing landmark; +-inf in `xyz` (``[rows, 3]``, rows in the file's order) is
+    a GISLRDataError naming `path` (the file or the clip; None: no name), the number of such
+    values and the first frame and landmark (``np.nan_to_num`` would make them 3.4e38)."""
+    inf = np.isinf(xyz)
+    if inf.any():
+        rows = np.flatnonzero(inf.reshape(len(xyz), -1).any(axis=1))
+        r = int(rows[0])
+        frame, lm = divmod(r, N_ROWS)
+        where = "" if path is None else f"{path}: "
+        raise GISLRDataError(f"{where}{int(inf.sum())} infinite coordinate value(s), the first "
+                             f"in frame #{frame}, landmark {lm} ({ROW_TYPES[lm]} "
+                             f"{ROW_LANDMARK_INDEX[lm]}); coordinates must be finite or "
+                             "missing (NaN/null)")
+
+
+def load_frames(path) -> np.ndarray:
+    """Read one landmark file as float32 ``[n_frames, 543, 3]`` (x, y, z; NaN kept), checked.
+
+    Reads the columns frame, type, landmark_index, x, y, z (pyarrow, one thread, no
+    pre-buffering: the batch preprocessing parallelises over files; `type` is read
+    dictionary-encoded, so checking it costs a few integer comparisons). Nulls, MediaPipe's
+    missing hands, become NaN. Every bad input raises :class:`GISLRDataError` naming the file
+    and the problem (FileNotFoundError for a missing file): not parquet, missing columns or
+    wrong column types, an empty file, rows not a multiple of 543, a frame number that changes
+    inside a 543-row block (rows out of order), frames out of order (**frame numbers must
+    increase**: a file is never re-sorted, it is an error) or repeated (duplicate rows),
+    landmark types or indices out of the fixed order (face, left_hand, pose, right_hand;
+    landmark_index ascending), and infinite coordinates. ``row_id`` is not read (it repeats
+    frame, type and index); :func:`validate_file` checks it too. Chapter 1 shows the array.
+    """
+    table, n_frames = read_checked(path)
+    out = _xyz(table)
+    check_finite(path, out)
+    return out.reshape(n_frames, N_ROWS, N_DIMS)
+
+
+# Column chunks of `type` and `landmark_index` (their bytes as stored: dictionary page and data
+# pages) that decoded to the fixed layout. Decoding is a function of these bytes, so a file whose
+# chunks are byte-identical to such a chunk has the fixed layout too, and its two columns need
+# no decoding. The Kaggle files were all written alike: their chunks depend only on the number
+# of frames (36 different pairs among the 84 files of the real sample), so nearly every file
+# of a data set hits. Bounded; a miss costs one decode and check, as without it.
+_GOOD_CHUNKS: dict[tuple, None] = {}
+_GOOD_CHUNKS_MAX = 4096
+_LAYOUT_COLUMNS = ("type", "landmark_index")
+
+
+def _layout_chunks(path, pf, schema: pa.Schema) -> tuple | None:
+    """The raw bytes of the `type` and `landmark_index` column chunks with their physical
+    types and value counts (None for a file of several row groups: it is decoded)."""
+    md = pf.metadata
+    if md.num_row_groups != 1:
+        return None
+    rg = md.row_group(0)
+    key = []
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        for name in _LAYOUT_COLUMNS:
+            c = rg.column(schema.get_field_index(name))
+            if c.path_in_schema != name:
+                return None
+            start = c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset
+            key += [c.physical_type, c.num_values, os.pread(fd, c.total_compressed_size, start)]
+    finally:
+        os.close(fd)
+    return tuple(key)
+
+
+def read_checked(path) -> tuple[pa.Table, int]:
+    """The columns of one landmark file that the data path needs, with its number of frames,
+    after every check of :func:`load_frames` but the finiteness of x, y, z (checked on the
+    converted values). The one reader of the data path: `load_frames`, and so
+    `preprocessing.preprocess_files` and every chapter, start here.
+
+    `frame`, x, y, z are always read and `frame` always checked. `type` and `landmark_index`
+    are decoded and checked unless their stored bytes are identical to those of a file already
+    found in order (see ``_GOOD_CHUNKS``); then the table has no `type` and `landmark_index`.
+    """
+    pf = _open_data_path(path)
+    schema = pf.schema_arrow                 # built anew on every access: once
+    _check_schema(path, schema, READ_COLUMNS)
+    chunks = _layout_chunks(path, pf, schema)
+    known = chunks is not None and chunks in _GOOD_CHUNKS
+    columns = [c for c in READ_COLUMNS if not (known and c in _LAYOUT_COLUMNS)]
+    try:
+        table = pf.read(columns=columns, use_threads=False)
+    except (ValueError, pa.ArrowException, OSError) as err:
+        raise GISLRDataError(f"{path}: cannot read columns {columns} ({err})") from err
+    n_frames = _check_rows(path, table.num_rows)
+    _check_layout(path, table, n_frames)
+    if chunks is not None and not known and len(_GOOD_CHUNKS) < _GOOD_CHUNKS_MAX:
+        _GOOD_CHUNKS[chunks] = None          # checked above: in order
+    return table, n_frames
 
 
 def _first_mismatch(values: np.ndarray, expected: np.ndarray) -> int:
     return int(np.flatnonzero(values != expected)[0])
 
 
-def validate_file(path) -> int:
-    """Check one landmark file completely; return its number of frames.
-
-    Checks: the seven columns exist (missing ones are named) with integer/string/float types,
-    the file is not empty, the row count is a multiple of 543, every 543-row block has one frame
-    number, the landmark types come in the order face, left_hand, pose, right_hand with
-    landmark_index 0..n-1 within each type, and ``row_id == f"{frame}-{type}-{landmark_index}"``
-    on every row. Raises :class:`GISLRDataError` naming the file, the row and the problem.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: landmark file not found")
+def read_table(path) -> pa.Table:
+    """Read all seven columns of one landmark file after checking it completely (see
+    :func:`validate_file`); chapter 1 shows the table (``read_table(path).to_pandas()``)."""
+    pf = _open(path)
+    _check_schema(path, pf.schema_arrow, COLUMNS)
     try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as err:
-        raise GISLRDataError(f"{path}: not a readable parquet file ({err})") from err
-    schema = pf.schema_arrow
-    missing = [c for c in COLUMNS if c not in schema.names]
-    if missing:
-        raise GISLRDataError(f"{path}: missing column(s) {missing}; found {schema.names}")
-    kinds = {"frame": pa.types.is_integer, "landmark_index": pa.types.is_integer,
-             "row_id": _is_string_like, "type": _is_string_like,
-             "x": pa.types.is_floating, "y": pa.types.is_floating, "z": pa.types.is_floating}
-    for col, ok in kinds.items():
-        if not ok(schema.field(col).type):
-            raise GISLRDataError(f"{path}: column {col!r} has type {schema.field(col).type}, "
-                                 f"expected {SCHEMA.field(col).type}")
-    table = pf.read(columns=list(COLUMNS), use_threads=False)
-    n = table.num_rows
-    if n == 0:
-        raise GISLRDataError(f"{path}: empty file (0 rows)")
-    if n % N_ROWS:
-        raise GISLRDataError(f"{path}: {n} rows is not a multiple of {N_ROWS} landmarks per frame")
-    n_frames = n // N_ROWS
-
-    frame = table.column("frame").to_numpy(zero_copy_only=False)
-    if table.column("frame").null_count:
-        raise GISLRDataError(f"{path}: column 'frame' has missing values")
-    blocks = frame.reshape(n_frames, N_ROWS)
-    bad = np.flatnonzero((blocks != blocks[:, :1]).any(axis=1))
-    if bad.size:
-        b = int(bad[0])
-        raise GISLRDataError(f"{path}: frame number changes inside the 543-row block of frame "
-                             f"#{b} (rows {b * N_ROWS}-{(b + 1) * N_ROWS - 1}); blocks must hold one frame")
-
-    types = pc.cast(table.column("type"), pa.string())
-    expected_types = _layout(n_frames)["type"]
-    if not _all_equal(types, expected_types):
-        values = types.to_numpy(zero_copy_only=False)
-        r = _first_mismatch(values, np.tile(ROW_TYPES, n_frames))
-        raise GISLRDataError(f"{path}: landmark types out of order at row {r}: {values[r]!r}, expected "
-                             f"{ROW_TYPES[r % N_ROWS]!r} (order per frame: face 468, left_hand 21, "
-                             f"pose 33, right_hand 21)")
-    lmi = table.column("landmark_index").to_numpy(zero_copy_only=False)
-    expected_lmi = np.tile(ROW_LANDMARK_INDEX, n_frames)
-    if lmi.shape != expected_lmi.shape or not np.array_equal(lmi, expected_lmi):
-        r = _first_mismatch(lmi, expected_lmi)
-        raise GISLRDataError(f"{path}: landmark_index {lmi[r]} at row {r} ({ROW_TYPES[r % N_ROWS]}), "
-                             f"expected {expected_lmi[r]}")
+        table = pf.read(columns=list(COLUMNS), use_threads=False)
+    except (ValueError, pa.ArrowException, OSError) as err:
+        raise GISLRDataError(f"{path}: cannot read columns {list(COLUMNS)} ({err})") from err
+    n_frames = _check_rows(path, table.num_rows)
+    _check_layout(path, table, n_frames)
     row_id = table.column("row_id")
     expected_row_id = pc.binary_join_element_wise(
         pc.cast(table.column("frame"), pa.string()), _layout(n_frames)["suffix"], "")
@@ -148,7 +363,19 @@ def validate_file(path) -> int:
         r = _first_mismatch(values, expected)
         raise GISLRDataError(f"{path}: row_id {values[r]!r} at row {r}, expected {expected[r]!r} "
                              f"(format '{{frame}}-{{type}}-{{landmark_index}}')")
-    return n_frames
+    check_finite(path, _xyz(table))
+    return table
+
+
+def validate_file(path) -> int:
+    """Check one landmark file completely; return its number of frames.
+
+    The checks of :func:`load_frames` (columns and their types, empty file, rows a multiple of
+    543, one frame per 543-row block, frames increasing, type and landmark_index order, finite
+    coordinates) on all seven columns, plus ``row_id == f"{frame}-{type}-{landmark_index}"`` on
+    every row. Raises :class:`GISLRDataError` naming the file, the row and the problem.
+    """
+    return read_table(path).num_rows // N_ROWS
 
 
 def _all_equal(a, b) -> bool:
@@ -267,8 +494,9 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
     those signs (names; each must be in the map and have clips).
 
     Errors name the path: missing ``train.csv`` or sign map (FileNotFoundError), missing
-    columns, non-integer ids, signs not in the map (with the csv line) and listed landmark files
-    that do not exist (how many, and the first ones) raise :class:`GISLRDataError`.
+    columns, non-integer ids, signs not in the map (with the csv line), a landmark file listed
+    on more than one line (with the lines: a clip must not count twice) and listed landmark
+    files that do not exist (how many, and the first ones) raise :class:`GISLRDataError`.
     Chapter 1 uses it first.
     """
     data_dir = Path(data_dir)
@@ -311,6 +539,16 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
         df = df[df["sign"].isin(signs)]
     root = str(data_dir.absolute())
     paths = [os.path.join(root, p) for p in df["path"].astype(str)]
+    same = pd.Series([os.path.normpath(p) for p in paths])
+    dup = same.duplicated(keep=False).to_numpy()
+    if dup.any():   # the same clip twice would count twice in training and validation
+        lines = df.index.to_numpy()[dup] + 2            # csv line numbers (header is line 1)
+        groups = pd.Series(lines).groupby(same[dup].to_numpy(), sort=False)
+        shown = [f"{df['path'].loc[g.iloc[0] - 2]!r} on lines {', '.join(map(str, g))}"
+                 for _, g in list(groups)[:3]]
+        raise GISLRDataError(f"{csv}: {groups.ngroups} landmark file(s) listed more than once "
+                             f"({int(dup.sum())} lines): {'; '.join(shown)}; remove the "
+                             "duplicate lines")
     exists = np.fromiter((os.path.isfile(p) for p in paths), dtype=bool, count=len(paths))
     if not exists.all():
         lost = [p for p, e in zip(paths, exists) if not e]

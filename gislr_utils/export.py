@@ -39,7 +39,7 @@ import numpy as np
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
 from .model import FrameMask, compact_forward, frame_drop_at_inference
-from .preprocessing import PreprocessLayer
+from .preprocessing import PreprocessLayer, check_clip
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "inputs"
@@ -130,12 +130,8 @@ def _runner(interpreter, path):
 
 
 def _check_clip(frames, i=None) -> np.ndarray:
-    frames = np.asarray(frames, dtype=np.float32)
-    if frames.ndim != 3 or frames.shape[1:] != (N_ROWS, N_DIMS) or frames.shape[0] == 0:
-        where = "" if i is None else f"clip {i}: "
-        raise ValueError(f"{where}expected raw frames [n_frames > 0, {N_ROWS}, {N_DIMS}], "
-                         f"got {frames.shape}")
-    return frames
+    # the rule of preprocessing.preprocess, with its message (shape, inf, quirk 3)
+    return check_clip(frames, source=None if i is None else f"clip {i}")
 
 
 def tflite_predict(path, frames, num_threads: int | None = None) -> np.ndarray:

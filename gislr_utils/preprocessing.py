@@ -43,7 +43,9 @@ The steps (raw `[n0, 543, 3]` float32, NaN where MediaPipe saw nothing):
       factor of 0, an empty sequence and a division by zero; the original graph fails
       (`InvalidArgumentError: Integer division by zero`). `preprocess` raises
       `GISLRDataError` for such clips (no real GISLR clip comes near 4096 frames).
-7. **NaN -> 0** in the frames (never in the indices, which have no NaN).
+7. **NaN -> 0** in the frames (never in the indices, which have no NaN). An infinite value is
+   refused before step 1 (`check_clip`, the rule `export.tflite_predict` applies too): the
+   original's `nan_to_num`-like step would turn it into 3.4e38.
 
 A clip whose dominant hand never appears keeps 0 frames: the original returns an all-padding
 sample (zeros, indices all -1), and so does `preprocess`. `prepare_dataset` leaves such clips
@@ -97,6 +99,38 @@ def _check_input_size(input_size) -> int:
     return int(input_size)
 
 
+def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
+    """The rule for a raw clip, shared by `preprocess` and `export.tflite_predict`: returns
+    `frames` as a float32 `[n0, 543, 3]` array, or raises.
+
+    * `ValueError`: not `[n0 > 0, 543, 3]`, or a wrong `input_size`;
+    * `GISLRDataError`: an infinite coordinate (NaN marks a missing landmark; inf would become
+      3.4e38 in step 7 and NaN in the model), or quirk 3 (more than `input_size ** 2` frames of
+      which `input_size` to `input_size ** 2 - 1` have the dominant hand: the original fails
+      with an integer division by zero, the TFLite file with "FLOOR_MOD ... Division by 0").
+
+    `source` (a file name, or e.g. ``"clip 3"``) starts the message. The same input gets the
+    same message from both callers (`preprocess_files` adds the file's name).
+    """
+    size = _check_input_size(input_size)
+    frames = np.asarray(frames)
+    where = f"{source}: " if source is not None else ""
+    if frames.ndim != 3 or frames.shape[1:] != (N_ROWS, N_DIMS):
+        raise ValueError(f"{where}frames must have shape [n_frames, {N_ROWS}, {N_DIMS}], "
+                         f"got {list(frames.shape)}")
+    if frames.shape[0] == 0:
+        raise ValueError(f"{where}frames has 0 frames")
+    if frames.dtype != np.float32:
+        frames = frames.astype(np.float32)
+    dataset.check_finite(source, frames.reshape(-1, N_DIMS))
+    if frames.shape[0] > size * size:      # rare: only such clips can meet quirk 3
+        try:
+            _preprocess(frames, size)
+        except GISLRDataError as err:
+            raise GISLRDataError(f"{where}{err}") from None
+    return frames
+
+
 def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """One clip -> `(x [64, 66, 3] float32, non_empty_frame_idxs [64] float32)`.
 
@@ -108,18 +142,17 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     Pooling (step 6) is computed without materialising the repeated and padded sequence: window
     sums come from cumulative sums over the kept frames (`_window_sums`), so the 4096-frame
     intermediate costs nothing; sums are in float64, the mean is rounded to float32.
-    Raises `ValueError` on a wrong shape and `GISLRDataError` for quirk 3 (see module docstring).
+    Bad input (wrong shape, infinite values, quirk 3) is refused by `check_clip` first, with the
+    same message `export.tflite_predict` gives.
     """
-    size = _check_input_size(input_size)
-    frames = np.asarray(frames)
-    if frames.ndim != 3 or frames.shape[1:] != (N_ROWS, N_DIMS):
-        raise ValueError(f"frames must have shape [n_frames, {N_ROWS}, {N_DIMS}], got {list(frames.shape)}")
-    n0 = frames.shape[0]
-    if n0 == 0:
-        raise ValueError("frames has 0 frames")
-    if frames.dtype != np.float32:
-        frames = frames.astype(np.float32)
+    frames = check_clip(frames, input_size)
+    return _preprocess(frames, _check_input_size(input_size))
 
+
+
+def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`preprocess` without the input checks: `frames` float32 `[n0 > 0, 543, 3]`, no inf."""
+    n0 = frames.shape[0]
     # 1. dominant hand (landmarks.dominant_hand: more non-NaN values over the clip; ties -> left)
     hands = dominant_hand(frames)
     left_dominant = bool(hands.left)
@@ -312,8 +345,9 @@ class PreprocessLayer(keras.layers.Layer):
 
 def _preprocess_path(path, input_size):
     try:
-        frames = dataset.load_frames(path)
-        return preprocess(frames, input_size)
+        # = preprocess(dataset.load_frames(path)): check_clip's rule is met, load_frames
+        # checked the shape and finiteness, and _preprocess raises quirk 3 itself.
+        return _preprocess(dataset.load_frames(path), input_size)
     except (GISLRDataError, FileNotFoundError) as e:
         if str(path) in str(e):
             raise
@@ -331,7 +365,10 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
     (None: `os.cpu_count()`): pyarrow decodes parquet without holding the GIL, which is most of
     the time spent, and threads need no process start-up nor copies of the results
     (`benchmarks/preprocess.py` compares this with the original one-file-at-a-time path).
-    `progress` shows a tqdm bar. A bad file raises an error naming it. `prepare_dataset` calls it.
+    Every file goes through `dataset.load_frames`, so every check of the data path applies
+    (columns, row count, layout and frame order, finite values; `check_clip`'s rule, quirk 3
+    included): the first bad file stops the run with a `GISLRDataError` naming it.
+    `progress` shows a tqdm bar. `prepare_dataset` calls it.
     """
     paths = [str(p) for p in paths]
     size = _check_input_size(input_size)

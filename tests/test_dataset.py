@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gislr_utils import config
+from gislr_utils import config, dataset
 from gislr_utils.dataset import (SCHEMA, GISLRDataError, clip_summary,
-                                 landmark_table, load_frames, read_clips, validate_file,
-                                 write_landmark_file)
+                                 landmark_table, load_frames, read_clips, read_table,
+                                 validate_file, write_landmark_file)
 
 REAL = config.REAL_SAMPLE_DIR            # 84 clips beside the repository (not on a user's clone)
 needs_real = pytest.mark.skipif(not (REAL / "train.csv").exists(),
@@ -221,7 +221,7 @@ def test_bad_landmark_files(tmp_path):
         with pytest.raises(GISLRDataError, match=message) as err:
             validate_file(path)
         assert str(path) in str(err.value), name
-    for name in ("rows", "empty"):
+    for name in ("rows", "empty", "order", "lmi", "frame", "xtype"):   # the data path too
         with pytest.raises(GISLRDataError, match=cases[name][1]) as err:
             load_frames(tmp_path / f"{name}.parquet")
         assert f"{name}.parquet" in str(err.value)
@@ -234,6 +234,124 @@ def test_bad_landmark_files(tmp_path):
         load_frames(tmp_path / "absent.parquet")
     with pytest.raises(FileNotFoundError, match="absent.parquet"):
         validate_file(tmp_path / "absent.parquet")
+
+
+# ------------------------------------------------------------------------------ broken real files
+def _real_table():
+    path = min((REAL / "train_landmark_files").glob("*/*.parquet"))
+    return pq.read_table(path)
+
+
+def _rows(table, order):
+    return table.take(pa.array(np.asarray(order, dtype=np.int64)))
+
+
+def _expect_error(path, message):
+    """load_frames (every chapter's reader), read_table (chapter 1's table) and validate_file
+    all refuse the file with the same message, naming it."""
+    for fn in (load_frames, read_table, validate_file):
+        with pytest.raises(GISLRDataError, match=message) as err:
+            fn(path)
+        assert str(path) in str(err.value), fn.__name__
+
+
+@needs_real
+def test_rows_out_of_order_within_a_frame_are_refused(tmp_path):
+    """Issue 9.2: a real file whose rows are permuted inside a frame was read as if in order."""
+    table = _real_table()
+    n = table.num_rows
+    order = np.arange(n)
+    order[543 + 470], order[543 + 471] = order[543 + 471], order[543 + 470]   # two hand rows
+    path = _write_table(tmp_path / "swapped.parquet", _rows(table, order))
+    _expect_error(path, r"landmark_index 3 at row 1013 \(left_hand\), expected 2")
+    # whole pose block before the left hand in frame 0 (types out of order)
+    order = np.arange(n)
+    order[468:543] = np.r_[489:522, 468:489, 522:543]
+    path = _write_table(tmp_path / "types.parquet", _rows(table, order))
+    _expect_error(path, "landmark types out of order at row 468: 'pose', expected 'left_hand'")
+    # sorted by row_id (a plausible edit): text order puts frame 94 after 120, and "face-10"
+    # before "face-2" inside a frame
+    path = _write_table(tmp_path / "sorted.parquet", table.sort_by("row_id"))
+    _expect_error(path, r"frame 94 at rows 11403-11945 comes after frame 120 \(frames out of order")
+    path = _write_table(tmp_path / "sorted2.parquet",
+                        table.sort_by([("frame", "ascending"), ("row_id", "ascending")]))
+    _expect_error(path, r"landmark_index 10 at row 2 \(face\), expected 2")
+    # a frame with a row missing and one of the next frame's rows in its block
+    path = _write_table(tmp_path / "shifted.parquet", _rows(table, np.r_[1:n, 0]))
+    _expect_error(path, "frame number changes inside the 543-row block of frame #0")
+
+
+@needs_real
+def test_frames_out_of_order_or_repeated_are_refused(tmp_path):
+    """Issue 9.3: frames out of order are an error naming the file (never re-sorted)."""
+    table = _real_table()
+    n_frames = table.num_rows // 543
+    frames = table.column("frame").to_numpy()[::543]
+    blocks = np.arange(n_frames)
+    blocks[[1, 2]] = blocks[[2, 1]]
+    order = (blocks[:, None] * 543 + np.arange(543)).ravel()
+    path = _write_table(tmp_path / "frames.parquet", _rows(table, order))
+    _expect_error(path, f"frame {frames[1]} at rows 1086-1628 comes after frame {frames[2]} "
+                        r"\(frames out of order\)")
+    order = np.r_[np.arange(2 * 543), np.arange(543, table.num_rows)]         # frame 1 twice
+    path = _write_table(tmp_path / "twice.parquet", _rows(table, order))
+    _expect_error(path, rf"frame {frames[1]} at rows 1086-1628 appears twice \(duplicate rows\)")
+
+
+@needs_real
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_infinite_coordinates_are_refused(tmp_path, value):
+    """Issue 9.4: inf became 3.4e38 (nan_to_num) and then statistics of 1e36."""
+    table = _real_table()
+    y = table.column("y").to_numpy(zero_copy_only=False).copy()
+    y[[600, 700]] = value
+    path = _write_table(tmp_path / "inf.parquet",
+                        table.set_column(5, "y", pa.array(y, from_pandas=True)))
+    _expect_error(path, r"2 infinite coordinate value\(s\), the first in frame #1, landmark 57 "
+                        r"\(face 57\)")
+
+
+def test_layout_memo_skips_decoding_identical_chunks_but_never_a_check(tmp_path):
+    """read_checked decodes `type` and `landmark_index` only when their stored bytes differ
+    from those of a file already found in order; `frame` is always checked."""
+    dataset._GOOD_CHUNKS.clear()
+    good = landmark_table(_frames(3))
+    a = _write_table(tmp_path / "a.parquet", good)
+    b = _write_table(tmp_path / "b.parquet", good)
+    table, n = dataset.read_checked(a)
+    assert n == 3 and {"type", "landmark_index"} <= set(table.column_names)
+    assert len(dataset._GOOD_CHUNKS) == 1
+    table, _ = dataset.read_checked(b)                    # byte-identical chunks: not decoded
+    assert "type" not in table.column_names and len(dataset._GOOD_CHUNKS) == 1
+    np.testing.assert_array_equal(load_frames(b), load_frames(a))
+    # frames out of order: type and landmark_index unchanged (a hit), frame still checked
+    swapped = good.take(pa.array(np.r_[543:1086, 0:543, 1086:1629]))
+    c = _write_table(tmp_path / "c.parquet", swapped)
+    with pytest.raises(GISLRDataError, match="c.parquet: frame 0 .* comes after frame 1"):
+        load_frames(c)
+    # rows swapped inside a frame: other bytes, decoded, refused and never remembered
+    rows = np.arange(1629)
+    rows[[600, 601]] = rows[[601, 600]]
+    d = _write_table(tmp_path / "d.parquet", good.take(pa.array(rows)))
+    for _ in range(2):
+        with pytest.raises(GISLRDataError, match="d.parquet: landmark_index 58 at row 600"):
+            load_frames(d)
+    assert len(dataset._GOOD_CHUNKS) == 1
+
+
+def test_missing_type_column_is_a_data_error(tmp_path):
+    """Issue 9.8: chapter 1 read a file without `type` with pandas (bare KeyError: 'type')."""
+    path = _bad(tmp_path, "notype", landmark_table(_frames(2)).drop_columns(["type"]))
+    _expect_error(path, r"missing column\(s\) \['type'\]")
+    path = _bad(tmp_path, "intframe", landmark_table(_frames(2)).set_column(
+        0, "frame", pa.array(np.repeat([1.5, 2.5], 543))))
+    _expect_error(path, "column 'frame' has type double")
+
+
+@needs_real
+def test_read_table_is_pandas_table_of_a_good_file():
+    path = sorted((REAL / "train_landmark_files").glob("*/*.parquet"))[3]
+    pd.testing.assert_frame_equal(read_table(path).to_pandas(), pd.read_parquet(path))
 
 
 # ------------------------------------------------------------------------------ bad directories
@@ -295,6 +413,15 @@ def test_read_clips_errors(tmp_path):
     (d / "train_landmark_files/100/3.parquet").unlink()
     with pytest.raises(GISLRDataError, match=r"2 of 3 listed landmark file\(s\) not found.*100/2.parquet"):
         read_clips(d)
+
+    df = pd.read_csv(io.StringIO(good))                      # issue 9.5: same file twice
+    df = pd.concat([df, df.iloc[[0]], df.iloc[[2]].assign(path="./" + df["path"].iloc[2])])
+    df.to_csv(csv, index=False)
+    with pytest.raises(GISLRDataError, match=r"train.csv: 2 landmark file\(s\) listed more than "
+                       r"once \(4 lines\): 'train_landmark_files/100/1.parquet' on lines 2, 5; "):
+        read_clips(d)
+    with pytest.raises(GISLRDataError, match="lines 4, 6"):
+        read_clips(d, signs=["hello"])
 
     shutil.rmtree(d)
     d = _data_dir(tmp_path)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import gislr_utils  # noqa: F401  (environment before TensorFlow)
@@ -386,6 +388,39 @@ def test_bad_input_is_rejected():
         preprocess(np.zeros((5, 543, 3), np.float32), input_size=0)
 
 
+def test_check_clip_is_one_rule_for_preprocess_and_tflite_predict(tmp_path):
+    """Issue 9.9: the same bad clip gets the same error from `preprocess` and
+    `export.tflite_predict` (which gave all-NaN probabilities for inf, and "FLOOR_MOD ...
+    Division by 0" for quirk 3). The clips are checked before the file is even opened."""
+    from gislr_utils import export
+    inf = clip_with_hands(10, left_frames=range(10))
+    inf[3, 500, 1] = np.inf
+    inf[7, 0, 0] = -np.inf
+    long = clip_with_hands(5000, left_frames=range(100, 200))
+    ok = clip_with_hands(10, left_frames=range(10))
+    never = tmp_path / "never-opened.tflite"
+    cases = [(inf, (r"^2 infinite coordinate value\(s\), the first in frame #3, landmark 500 "
+                    r"\(pose 11\)")),
+             (long, (r"^clip has 5000 frames \(> 4096\) but only 100 frames with the dominant "
+                     r"hand.* 4096 // 5000 is 0"))]
+    for clip, message in cases:
+        with pytest.raises(GISLRDataError, match=message) as a:
+            preprocess(clip)
+        with pytest.raises(GISLRDataError) as b:
+            P.check_clip(clip)
+        with pytest.raises(GISLRDataError) as c:
+            export.tflite_predict(never, clip)
+        assert str(a.value) == str(b.value) == str(c.value)
+        with pytest.raises(GISLRDataError) as d:
+            export.tflite_predict(never, [ok, clip])
+        assert str(d.value) == "clip 1: " + str(a.value)
+    with pytest.raises(FileNotFoundError, match="never-opened"):   # good clips pass the rule
+        export.tflite_predict(never, [ok, clip_with_hands(4097, left_frames=range(4097))])
+    np.testing.assert_array_equal(P.check_clip(ok.astype(np.float64)), ok)
+    with pytest.raises(ValueError, match=r"clip 2: frames must have shape \[n_frames, 543, 3\]"):
+        P.check_clip(ok[:, :66], source="clip 2")
+
+
 # ---------------------------------------------------------------------------------------------
 # Many files
 
@@ -407,6 +442,17 @@ def test_preprocess_files_order_and_values():
     assert X0.shape == (0, 64, 66, 3) and IDX0.shape == (0, 64)
 
 
+def test_preprocess_files_equals_preprocess_exactly_on_every_real_file():
+    """preprocess_files skips preprocess's input checks (load_frames made them): bit for bit
+    `preprocess(load_frames(path))` on every real file."""
+    paths = real_paths()
+    X, IDX = preprocess_files(paths, workers=2, progress=False)
+    for i, path in enumerate(paths):
+        x, idx = preprocess(dataset.load_frames(path))
+        np.testing.assert_array_equal(X[i], x)
+        np.testing.assert_array_equal(IDX[i], idx)
+
+
 def test_preprocess_files_progress_bar(capsys):
     paths = real_paths()[:3]
     X, _ = preprocess_files(paths, progress=True)
@@ -423,6 +469,35 @@ def test_preprocess_files_names_the_bad_file(tmp_path):
         preprocess_files([tmp_path / "missing.parquet", bad], workers=2, progress=False)
     with pytest.raises(ValueError, match="workers"):
         preprocess_files([bad], workers=0, progress=False)
+
+
+def test_broken_files_stop_preprocess_files_and_prepare_dataset(tmp_path):
+    """Issue 9.2-9.4 on the path every chapter uses: a real file with rows swapped inside a
+    frame, with frames out of order, or with an inf value stops the preparation, naming it."""
+    data_dir = _copy_data_dir(tmp_path / "data", n=6)
+    train = pd.read_csv(data_dir / "train.csv")
+    target = data_dir / train["path"].iloc[4]
+    original = pq.read_table(target)
+    n = original.num_rows
+    rows = np.arange(n)
+    rows[[10, 11]] = rows[[11, 10]]
+    frames = np.arange(n).reshape(-1, 543)[::-1].ravel()
+    y = original.column("y").to_numpy(zero_copy_only=False).copy()
+    y[2000] = np.inf
+    broken = {"rows": (original.take(pa.array(rows)), "landmark_index 11 at row 10"),
+              "frames": (original.take(pa.array(frames)), "frames out of order"),
+              "inf": (original.set_column(5, "y", pa.array(y, from_pandas=True)),
+                      "1 infinite coordinate value")}
+    for name, (table, message) in broken.items():
+        pq.write_table(table, target)
+        for run in (lambda: preprocess_files(train["path"].map(lambda p: data_dir / p),
+                                             workers=2, progress=False),
+                    lambda: P.prepare_dataset(data_dir, tmp_path / "art", progress=False)):
+            with pytest.raises(GISLRDataError, match=message) as err:
+                run()
+            assert str(target) in str(err.value), name
+    pq.write_table(original, target)
+    assert len(P.prepare_dataset(data_dir, tmp_path / "art", progress=False).clips) == 6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,7 +602,6 @@ def test_prepare_dataset_skips_and_reports_clips_without_hand(tmp_path, capsys):
     pd.testing.assert_frame_equal(again.skipped, prep.skipped, check_dtype=False)
 
 
-@needs_real
 def test_prepare_dataset_chunked_assembly_equals_in_memory(tmp_path, monkeypatch):
     """Chunks of 2 clips written to the cache files, a no-hand clip inside a chunk: the arrays
     (and .npy files) equal preprocessing all clips in memory and dropping the no-hand one."""
