@@ -573,8 +573,8 @@ def test_prepare_dataset_cache_is_invalidated_by_changed_inputs(tmp_path, monkey
     assert len(list((art / "prepared").iterdir())) == 4                       # no temp folders left
 
 
-def test_prepare_dataset_skips_and_reports_clips_without_hand(tmp_path, capsys):
-    data_dir = _copy_data_dir(tmp_path / "data", n=4)
+def _with_handless_clip(data_dir: Path, at: int) -> Path:
+    """Add a clip without any hand (participant 999, sequence 1) as line `at` of train.csv."""
     train = pd.read_csv(data_dir / "train.csv")
     frames = dataset.load_frames(data_dir / train["path"].iloc[0])
     frames[:, LEFT_HAND_IDXS0] = np.nan
@@ -582,9 +582,14 @@ def test_prepare_dataset_skips_and_reports_clips_without_hand(tmp_path, capsys):
     rel = "train_landmark_files/999/1.parquet"
     (data_dir / rel).parent.mkdir(parents=True)
     dataset.write_landmark_file(data_dir / rel, frames)
-    train = pd.concat([train.iloc[:2], pd.DataFrame([dict(path=rel, participant_id=999, sequence_id=1,
-                                                          sign=train["sign"].iloc[0])]), train.iloc[2:]])
-    train.to_csv(data_dir / "train.csv", index=False)
+    row = pd.DataFrame([dict(path=rel, participant_id=999, sequence_id=1,
+                             sign=train["sign"].iloc[0])])
+    pd.concat([train.iloc[:at], row, train.iloc[at:]]).to_csv(data_dir / "train.csv", index=False)
+    return data_dir
+
+
+def test_prepare_dataset_skips_and_reports_clips_without_hand(tmp_path, capsys):
+    data_dir = _with_handless_clip(_copy_data_dir(tmp_path / "data", n=4), at=2)
 
     prep = P.prepare_dataset(data_dir, tmp_path / "art", progress=False)
     assert len(prep.clips) == 4 and prep.X.shape[0] == 4
@@ -605,17 +610,7 @@ def test_prepare_dataset_skips_and_reports_clips_without_hand(tmp_path, capsys):
 def test_prepare_dataset_chunked_assembly_equals_in_memory(tmp_path, monkeypatch):
     """Chunks of 2 clips written to the cache files, a no-hand clip inside a chunk: the arrays
     (and .npy files) equal preprocessing all clips in memory and dropping the no-hand one."""
-    data_dir = _copy_data_dir(tmp_path / "data", n=6)
-    train = pd.read_csv(data_dir / "train.csv")
-    frames = dataset.load_frames(data_dir / train["path"].iloc[0])
-    frames[:, LEFT_HAND_IDXS0] = np.nan
-    frames[:, RIGHT_HAND_IDXS0] = np.nan
-    rel = "train_landmark_files/999/1.parquet"
-    (data_dir / rel).parent.mkdir(parents=True)
-    dataset.write_landmark_file(data_dir / rel, frames)
-    row = pd.DataFrame([dict(path=rel, participant_id=999, sequence_id=1,
-                             sign=train["sign"].iloc[0])])
-    pd.concat([train.iloc[:3], row, train.iloc[3:]]).to_csv(data_dir / "train.csv", index=False)
+    data_dir = _with_handless_clip(_copy_data_dir(tmp_path / "data", n=6), at=3)
 
     clips = dataset.read_clips(data_dir)
     X_all, I_all = preprocess_files(clips["path"], progress=False)
