@@ -6,6 +6,8 @@
   chapter calls (a stale reference, or code that nothing but tests uses, fails).
 * Every exercise solution with code runs in the build: its code is in code cells between the
   gated ``solution-start`` / ``solution-end`` directives, not in a markdown code block.
+* Every code cell that draws a figure (calls a ``plot_`` function of ``gislr_utils.plotting`` or
+  ``plt.``) carries descriptive alt text in its ``mystnb.image.alt`` metadata.
 """
 from __future__ import annotations
 
@@ -201,3 +203,64 @@ def test_solution_code_is_in_code_cells_that_run(path):
     assert inside is None, f"{path.name}: solution {inside} is not closed"
     labels = re.findall(r"\{exercise\}\s*\n:label:\s*(\S+)", "\n".join(cells(path, "markdown")))
     assert set(opened) <= set(labels), f"{path.name}: gated solutions of unknown exercises"
+
+
+# --------------------------------------------------------------------------------------------------
+# Alt text of figures
+# --------------------------------------------------------------------------------------------------
+MIN_ALT = 30
+
+
+def draws_figure(source: str) -> bool:
+    """Whether a code cell calls a static plotting function: `plotting.plot_*(...)` (or a
+    `plot_*` imported from gislr_utils.plotting) or anything of `plt.` (matplotlib.pyplot).
+    The animations (`plotting.animate_clip` wrapped in `HTML(plotting.animation_html(...))`)
+    are not figures here: MyST-NB renders them as raw HTML and uses `mystnb.image` only for
+    image outputs."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:                          # IPython magics: fall back on the text
+        return bool(re.search(r"\bplotting\.plot_\w+\(|\bplt\.\w+", source))
+    imported = {alias.asname or alias.name for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module == "gislr_utils.plotting"
+                for alias in node.names if alias.name.startswith("plot_")}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "plt" or (node.value.id == "plotting"
+                                          and node.attr.startswith("plot_")):
+                return True
+        elif isinstance(node, ast.Name) and node.id in imported:
+            return True
+    return False
+
+
+def test_draws_figure_tells_figure_cells_apart():
+    assert draws_figure("fig = plotting.plot_history(result.history)")
+    assert draws_figure("if x:\n    fig = plotting.plot_masking_comparison(t, by='v')")
+    assert draws_figure("fig, ax = plt.subplots()\nax.plot([1, 2])")
+    assert draws_figure("from gislr_utils.plotting import plot_topk as p\nfig = p([1], [1.0])")
+    assert not draws_figure("from gislr_utils import book, plotting\nctx = book.setup()")
+    assert not draws_figure("HTML(plotting.animation_html(plotting.animate_clip(frames)))")
+    assert not draws_figure("limits = plotting.skeleton_limits(frames)  # plot_ later")
+
+
+def _alt(cell: dict):
+    return cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_descriptive_alt_text(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    figures = [c for c in nb["cells"]
+               if c["cell_type"] == "code" and draws_figure("".join(c["source"]))]
+    assert figures, f"{path.name}: no figure cell found (is the detection broken?)"
+    bad = []
+    for cell in figures:
+        alt = _alt(cell)
+        if not isinstance(alt, str) or len(alt.strip()) < MIN_ALT:
+            bad.append(f"{cell.get('id')}: alt text {alt!r} (needs {MIN_ALT}+ characters)")
+        elif re.fullmatch(r"\S+\.(png|jpe?g|svg|gif)", alt.strip(), re.I):
+            bad.append(f"{cell.get('id')}: alt text is a file name: {alt!r}")
+    assert not bad, (f"{path.name}: figure cells without descriptive alt text; set "
+                     '{"mystnb": {"image": {"alt": "what the figure shows"}}} in the cell '
+                     "metadata:\n" + "\n".join(bad))
