@@ -7,6 +7,8 @@ Drawing-only constants (the MediaPipe bones) live here too.
 """
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pandas as pd
 import matplotlib as mpl
@@ -268,9 +270,17 @@ def animate_clip(frames, max_frames: int = 20, size: float = 2.8, dpi: int = 72,
     return anim
 
 
-def animation_html(anim: animation.FuncAnimation) -> str:
-    """The animation as self-contained HTML/JavaScript (`to_jshtml`), looping; chapter 1."""
-    return anim.to_jshtml(default_mode="loop")
+def animation_html(anim: animation.FuncAnimation, alt: str | None = None) -> str:
+    """The animation as self-contained HTML/JavaScript (`to_jshtml`), looping; chapter 1.
+
+    `alt` is the description of the animation for readers who cannot see it: it becomes the
+    ``alt`` attribute of the image the player shows (MyST-NB's cell metadata sets alt text of
+    static figures only).
+    """
+    html = anim.to_jshtml(default_mode="loop")
+    if alt:
+        html = html.replace('<img id="_anim_img', f'<img alt="{escape(alt, quote=True)}" id="_anim_img', 1)
+    return html
 
 
 def plot_selected_landmarks(frame, left_dominant: bool = True, title: str | None = None) -> Figure:

@@ -119,6 +119,9 @@ def test_animation_has_at_most_max_frames_and_renders_to_html():
     assert anim._save_count == 5 or len(list(anim.new_frame_seq())) == 5
     html = plotting.animation_html(anim)
     assert html.count("data:image/png;base64") == 5
+    assert " alt=" not in html
+    described = plotting.animation_html(anim, alt='A skeleton "signs" <hello>')
+    assert described.count(' alt="A skeleton &quot;signs&quot; &lt;hello&gt;" id="_anim_img') == 1
     short = plotting.animate_clip(clip[:3], max_frames=5, size=1.5, dpi=30)
     assert plotting.animation_html(short).count("data:image/png;base64") == 3
     with pytest.raises(ValueError, match="0 frames"):
