@@ -421,14 +421,14 @@ def plot_hand_presence(summary: pd.DataFrame) -> Figure:
         axes[1].set_xticklabels([str(p) for p in table.index], rotation=90, fontsize=7)
         axes[1].set_xlabel("participant")
         axes[1].grid(axis="x", visible=False)
-        axes[1].legend(loc="lower left", bbox_to_anchor=(0.0, 1.08), ncols=2, borderaxespad=0)
+        axes[1].legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncols=2, borderaxespad=0)
     else:
         counts = summary["dominant"].value_counts().reindex(["left", "right"], fill_value=0)
         axes[1].bar([0, 1], counts, color=[COLORS["left_hand"], COLORS["right_hand"]])
         axes[1].set_xticks([0, 1])
         axes[1].set_xticklabels(["left-dominant", "right-dominant"])
     share = (summary["dominant"] == "left").mean()
-    axes[1].set_title(f"dominant hand ({share:.0%} of clips left)", pad=22 if "participant_id" in summary else 6)
+    axes[1].set_title(f"dominant hand ({share:.0%} of clips left)", pad=30 if "participant_id" in summary else 6)
     axes[1].set_ylabel("clips")
     return fig
 
