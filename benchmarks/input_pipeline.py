@@ -6,8 +6,9 @@
 A GPU is kept busy only if batches come at least as fast as the training step consumes them.
 This measures, on the prepared set of `--data-dir` (default: the book's synthetic set):
 
-* each input pipeline of `pipelines()` (today `training.BalancedSignBatches`, the seed's
-  ``get_train_batch_all_signs``) drawing batches of the seed preset (4 clips of every sign) for
+* each input pipeline of `pipelines()` (`training.BalancedSignBatches`, the seed's
+  ``get_train_batch_all_signs``, and `training.batch_dataset`, the tf.data pipeline that
+  `training.train` uses, which prefetches batches) drawing batches of the seed preset (4 clips of every sign) for
   `--seconds`, once from the memory-mapped arrays (``prepare_dataset(mmap=True)``) and once from
   the arrays in RAM, in samples/s;
 * the seed preset's training step on this machine (`model.train_on_batch`, the first
@@ -34,8 +35,8 @@ def pipelines() -> dict:
     """The input pipelines measured: name -> function(sampler) returning an iterator of
     (inputs, labels) batches drawn by that `training.BalancedSignBatches`."""
     out = {"BalancedSignBatches": iter}
-    # >>> Add the prefetching input pipeline of training.py here (one line), e.g.
-    # out["training.<pipeline fn> (prefetch)"] = lambda s: iter(training.<pipeline fn>(s, ...))
+    # what training.train feeds the model with: tf.data, drawn ahead of the step
+    out["training.batch_dataset (prefetch 2)"] = lambda s: iter(training.batch_dataset(s, prefetch=2))
     return out
 
 
