@@ -997,21 +997,16 @@ def plot_clip_comparison(summaries: dict) -> Figure:
     at most n frames (log scale), with the model's 64 frames marked; right: the mean share of
     frames without the dominant and without the other hand, and the share of left-dominant clips.
     """
-    if not summaries:
-        raise ValueError("summaries is empty")
+    from .dataset import compare_summaries
+    shares = compare_summaries(summaries).loc[
+        ["frames without dominant hand", "frames without other hand", "left-dominant clips"]]
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.2), width_ratios=[1.2, 1])
     rows = {}
     for k, (name, s) in enumerate(summaries.items()):
-        for col in ("n_frames", "left_hand_missing", "right_hand_missing", "dominant"):
-            if col not in s:
-                raise ValueError(f"summary {name!r} lacks column {col!r}; expected dataset.clip_summary's table")
         n = np.sort(s["n_frames"].to_numpy())
         axes[0].step(n, np.arange(1, len(n) + 1) / len(n), where="post", color=CYCLE[k], lw=1.6,
                      label=f"{name} ({len(n)} clips, median {np.median(n):.0f})")
-        left = (s["dominant"] == "left").to_numpy()
-        dom = np.where(left, s["left_hand_missing"], s["right_hand_missing"])
-        other = np.where(left, s["right_hand_missing"], s["left_hand_missing"])
-        rows[name] = [dom.mean(), other.mean(), left.mean()]
+        rows[name] = shares[name].to_numpy(float)
     axes[0].axvline(INPUT_SIZE, color=COLORS["accent"], ls="--", lw=1.2, label=f"{INPUT_SIZE} frames")
     axes[0].set_xscale("log")
     axes[0].set_xlabel("frames in the file (log scale)")

@@ -14,7 +14,7 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.patches import PathPatch, Rectangle  # noqa: E402
 
-from gislr_utils import plotting  # noqa: E402
+from gislr_utils import dataset, plotting  # noqa: E402
 from gislr_utils.landmarks import GROUPS, N_ROWS  # noqa: E402
 
 
@@ -321,6 +321,13 @@ def test_clip_comparison_bars_are_the_mean_missing_shares():
     assert list(curve.get_xdata()) == [2, 10, 100] and curve.get_ydata()[-1] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="dominant"):
         plotting.plot_clip_comparison({"x": a.drop(columns="dominant")})
+    table = dataset.compare_summaries({"real": a, "synthetic": b})
+    assert table.loc["frames without dominant hand", "real"] == pytest.approx((0 + 0.5 + 0.2) / 3)
+    assert table.loc["frames without other hand", "synthetic"] == pytest.approx(1.0)
+    assert table.loc["left-dominant clips", "real"] == pytest.approx(2 / 3)
+    assert table.loc["max frames", "real"] == 100 and table.loc["median frames", "synthetic"] == 6
+    with pytest.raises(ValueError, match="empty"):
+        dataset.compare_summaries({})
 
 
 def test_seed_figures_use_the_reference_values():
