@@ -238,8 +238,8 @@ def test_bad_landmark_files(tmp_path):
 
 # ------------------------------------------------------------------------------ broken real files
 def _real_table():
-    path = min((REAL / "train_landmark_files").glob("*/*.parquet"))
-    return pq.read_table(path)
+    """A genuine file of the shipped sample (125 frames, 18796/1420920309)."""
+    return pq.read_table(SHIPPED / "train_landmark_files" / "18796" / "1420920309.parquet")
 
 
 def _rows(table, order):
@@ -255,7 +255,6 @@ def _expect_error(path, message):
         assert str(path) in str(err.value), fn.__name__
 
 
-@needs_real
 def test_rows_out_of_order_within_a_frame_are_refused(tmp_path):
     """Issue 9.2: a real file whose rows are permuted inside a frame was read as if in order."""
     table = _real_table()
@@ -269,10 +268,10 @@ def test_rows_out_of_order_within_a_frame_are_refused(tmp_path):
     order[468:543] = np.r_[489:522, 468:489, 522:543]
     path = _write_table(tmp_path / "types.parquet", _rows(table, order))
     _expect_error(path, "landmark types out of order at row 468: 'pose', expected 'left_hand'")
-    # sorted by row_id (a plausible edit): text order puts frame 94 after 120, and "face-10"
+    # sorted by row_id (a plausible edit): text order puts frame 11 after 109, and "face-10"
     # before "face-2" inside a frame
     path = _write_table(tmp_path / "sorted.parquet", table.sort_by("row_id"))
-    _expect_error(path, r"frame 94 at rows 11403-11945 comes after frame 120 \(frames out of order")
+    _expect_error(path, r"frame 11 at rows 7059-7601 comes after frame 109 \(frames out of order")
     path = _write_table(tmp_path / "sorted2.parquet",
                         table.sort_by([("frame", "ascending"), ("row_id", "ascending")]))
     _expect_error(path, r"landmark_index 10 at row 2 \(face\), expected 2")
@@ -281,7 +280,6 @@ def test_rows_out_of_order_within_a_frame_are_refused(tmp_path):
     _expect_error(path, "frame number changes inside the 543-row block of frame #0")
 
 
-@needs_real
 def test_frames_out_of_order_or_repeated_are_refused(tmp_path):
     """Issue 9.3: frames out of order are an error naming the file (never re-sorted)."""
     table = _real_table()
@@ -298,7 +296,6 @@ def test_frames_out_of_order_or_repeated_are_refused(tmp_path):
     _expect_error(path, rf"frame {frames[1]} at rows 1086-1628 appears twice \(duplicate rows\)")
 
 
-@needs_real
 @pytest.mark.parametrize("value", [np.inf, -np.inf])
 def test_infinite_coordinates_are_refused(tmp_path, value):
     """Issue 9.4: inf became 3.4e38 (nan_to_num) and then statistics of 1e36."""
@@ -348,9 +345,8 @@ def test_missing_type_column_is_a_data_error(tmp_path):
     _expect_error(path, "column 'frame' has type double")
 
 
-@needs_real
 def test_read_table_is_pandas_table_of_a_good_file():
-    path = sorted((REAL / "train_landmark_files").glob("*/*.parquet"))[3]
+    path = sorted((SHIPPED / "train_landmark_files").glob("*/*.parquet"))[3]
     pd.testing.assert_frame_equal(read_table(path).to_pandas(), pd.read_parquet(path))
 
 
