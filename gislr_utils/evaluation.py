@@ -6,7 +6,6 @@ in the evaluated labels (a data set holding only some of the 250 signs reports o
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +21,10 @@ REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_v
 def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> np.ndarray:
     """Class probabilities ``[n, num_classes]`` float32 for clips ``X [n,64,66,3]``, ``idxs [n,64]``.
 
-    Only a model with randomness at inference (the `seed` preset's frame drop, `model.FrameMask`) cares
-    about ``seed``: with an integer its random layers are re-seeded first (`reseed_random_layers`),
-    so one model and one seed give the same probabilities whether the model was just trained or
-    loaded from disk; ``None`` continues their random stream (each call draws anew).
-
-    A deterministic model (no frame drop at inference) runs on each clip's valid frames only,
-    as the TFLite file does (``model.compact_forward``, chapter 6): clips are batched by length,
-    and the probabilities are those of the 64-frame computation to float rounding. Clips whose
-    padded frames are not the preprocessing's (valid frames first, padding zero) use
-    ``model.predict`` on all 64 rows.
+    Only a model with randomness at inference (the `seed` preset's frame drop, `model.FrameMask`)
+    cares about ``seed``: with an integer its random layers are re-seeded first
+    (`reseed_random_layers`), so one model and one seed give the same probabilities whether the
+    model was just trained or loaded from disk; ``None`` continues their random stream.
     """
     X = np.asarray(X, dtype=np.float32)
     idxs = np.asarray(idxs, dtype=np.float32)
@@ -41,51 +34,8 @@ def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> n
         raise ValueError("no clips to predict")
     if seed is not None:
         reseed_random_layers(model, seed)
-    if _valid_frames_only(model, X, idxs):
-        return _predict_valid_frames(model, X, idxs, batch_size)
     probs = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, batch_size=batch_size, verbose=0)
     return np.asarray(probs, dtype=np.float32)
-
-
-# One traced inference function per model (not stored on the model: Keras would track it).
-_VALID_FRAMES_FNS = weakref.WeakKeyDictionary()
-
-
-def _valid_frames_only(model, X, idxs) -> bool:
-    """Whether `predict` may compute only the valid frames (exact for this model and data)."""
-    from .model import attention_mask_mode, drops_frames_at_inference
-    try:
-        attention_mask_mode(model)
-    except ValueError:
-        return False
-    valid = idxs != -1.0
-    if X.ndim != 4 or idxs.ndim != 2 or drops_frames_at_inference(model):
-        return False
-    if not np.all(valid[:, 1:] <= valid[:, :-1]):          # valid frames first
-        return False
-    for start in range(0, len(X), 1024):                    # padded frames all zero
-        if np.any(X[start:start + 1024][~valid[start:start + 1024]]):
-            return False
-    return True
-
-
-def _predict_valid_frames(model, X, idxs, batch_size):
-    from ._tf import tf
-    from .model import compact_forward
-    fn = _VALID_FRAMES_FNS.get(model)
-    if fn is None:
-        fn = tf.function(lambda x, i: compact_forward(model, x, i),
-                         input_signature=[tf.TensorSpec([None, None, *X.shape[2:]], tf.float32),
-                                          tf.TensorSpec([None, None], tf.float32)])
-        _VALID_FRAMES_FNS[model] = fn
-    rows = np.minimum((idxs != -1.0).sum(axis=1) + 1, idxs.shape[1])   # + a padded frame
-    order = np.argsort(rows, kind="stable")
-    probs = np.zeros((len(X), model.outputs[0].shape[-1]), np.float32)
-    for start in range(0, len(X), batch_size):
-        take = order[start:start + batch_size]
-        length = int(rows[take].max())
-        probs[take] = fn(X[take, :length], idxs[take, :length]).numpy()
-    return probs
 
 
 def reseed_random_layers(model, seed: int) -> int:

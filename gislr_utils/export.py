@@ -22,7 +22,7 @@ Two traps, both measured on TF 2.21 / Keras 3:
 The file computes only the clip's frames (``compact=True``, the default): a typical clip has
 10-25 frames with the dominant hand, and the other rows of the model's 64 are padding. With
 the "keys" mask the padded rows are dropped; with the seed's query mask one padded row stands
-for all of them, its weight as a key counted P times (``model.compact_forward``; the proof is
+for all of them, its weight as a key counted P times (:func:`compact_forward`; the proof is
 in Chapter 6). The probabilities are those of the 64-frame graph (``compact=False``, kept for
 comparison) to float rounding; the latency now grows with the clip's length.
 """
@@ -38,12 +38,67 @@ import numpy as np
 
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
-from .model import FrameMask, compact_forward, frame_drop_at_inference
+from .config import check_choice
+from .model import FrameMask, attention_mask_mode, blocks, embed, frame_drop_at_inference
 from .preprocessing import PreprocessLayer, check_clip
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "outputs"
+EXPORT_VERSION = 2      # bump when a change of this module changes the exported bytes
+
+
+def compact_layout(non_empty_frame_idxs, mask_mode="seed", input_size=None):
+    """Rows to compute for clips whose valid frames come first (chapter 6).
+
+    `non_empty_frame_idxs` [B, T] as preprocessing writes it: a clip's n valid frames first,
+    then T - n padded ones (idx -1); it may be cut after T' < T columns, then `input_size` = T
+    says how many frames each clip had (default: its width). Returns ``(length, key_counts)``:
+
+    * ``"keys"``: padded keys get -1e9 and weight exactly 0 (``exp`` underflows), so padded rows
+      never reach a valid one: ``length = max(max n, 1)`` rows and ``key_counts = None``.
+    * ``"seed"``: padded keys are attended to, but the P = T - n padded frames are identical
+      (same empty embedding, same positional row T, and -- masked query rows -- the same
+      attention), and stay so through every block. One of them stands for all: ``length =
+      max(n + 1 if n < T else T)`` and ``key_counts`` [B, length, 1] is 1 for a valid frame,
+      P for the representative padded frame (row n) and 0 for filler rows of shorter clips
+      in the batch (see `model.counted_attention`).
+
+    At least one row is kept, so a clip without any valid frame gives the same output as the
+    T-frame graph (its pooled vector is 0).
+    """
+    idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
+    total = tf.shape(idxs)[1] if input_size is None else tf.constant(int(input_size))
+    n = tf.reduce_sum(tf.cast(idxs != -1.0, tf.int32), axis=1)             # [B]
+    if mask_mode == "keys":
+        return tf.maximum(tf.reduce_max(n), 1), None
+    check_choice("attention_mask", mask_mode, ("seed", "keys"))
+    rows = tf.where(n < total, n + 1, n)
+    length = tf.reduce_max(rows)
+    pos = tf.range(length)[None, :]                                          # [1, L]
+    n = n[:, None]
+    counts = tf.where(pos < n, 1, tf.where(pos == n, total - n, 0))          # [B, L]
+    return length, tf.cast(counts, tf.float32)[:, :, None]
+
+
+def compact_forward(model: keras.Model, frames, non_empty_frame_idxs):
+    """Class probabilities computed on the clips' valid frames only (chapter 6).
+
+    The same numbers as ``model([frames, non_empty_frame_idxs], training=False)`` without the
+    random frame drop (to float rounding), but the transformer runs on ``length`` rows of
+    :func:`compact_layout` instead of T. Needs each clip's valid frames first and its padded
+    frames (idx -1, frames 0) after them, as preprocessing writes them; the inputs may be cut
+    after fewer than T columns (the padding they leave out is counted all the same).
+    """
+    mode = attention_mask_mode(model)
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
+    length, counts = compact_layout(idxs, mode, model.get_layer("embedding").input_size)
+    mask, x = embed(model, frames[:, :length], idxs[:, :length])
+    for block in blocks(model):
+        x = block(x, mask, training=False, key_counts=counts)
+    x = model.get_layer("pooling")(x, mask)
+    return model.get_layer("classifier")(x)          # the classifier's dropout is off at inference
 
 
 class ServingModel(keras.layers.Layer):
@@ -51,7 +106,7 @@ class ServingModel(keras.layers.Layer):
 
     Holds the preprocessing layer and the trained model as attributes, so Keras tracks every
     variable of both (unlike a ``tf.Module``). ``compact=True`` runs the model on the clip's
-    frames only (``model.compact_forward``); ``False`` on all 64 rows, as before.
+    frames only (:func:`compact_forward`); ``False`` on all 64 rows, as before.
     """
 
     def __init__(self, model: keras.Model, compact: bool = True, **kwargs):
@@ -141,6 +196,8 @@ def tflite_predict(path, frames, num_threads: int | None = None) -> np.ndarray:
     ``[len, num_classes]``.
     """
     single = not isinstance(frames, (list, tuple))
+    if not single and not frames:
+        raise ValueError("tflite_predict: no clips given (an empty list)")
     clips = [_check_clip(frames)] if single else [_check_clip(c, i) for i, c in enumerate(frames)]
     runner = _runner(load_interpreter(path, num_threads), path)
     out = np.stack([runner(**{INPUT_NAME: c})[OUTPUT_NAME] for c in clips])
