@@ -106,9 +106,21 @@ def _references(tree: ast.AST, module: str | None, defs) -> set[tuple[str, str]]
     return {ref for ref in out if ref in defs}
 
 
+def _modules() -> dict[str, ast.Module]:
+    """{module: tree} of the package. A subpackage (gislr_utils/plotting/) counts as one module, the
+    name the chapters use (`plotting.plot_x`): its files' trees joined, without their imports of each
+    other (`from .style import ...`), so that a name of one file used in another resolves."""
+    trees = {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.glob("*.py"))}
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        body = [node for p in sorted(init.parent.glob("*.py")) for node in ast.parse(p.read_text(encoding="utf-8")).body
+                if not (isinstance(node, ast.ImportFrom) and node.level == 1)]
+        trees[init.parent.name] = ast.Module(body=body, type_ignores=[])
+    return trees
+
+
 def _package():
     """{(module, name): (docstring, references)} for every top-level function and class."""
-    trees = {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.glob("*.py"))}
+    trees = _modules()
     defs = {(mod, node.name): node for mod, tree in trees.items() for node in tree.body
             if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     graph = {}
@@ -154,10 +166,9 @@ def test_every_function_of_the_package_is_used_outside_the_tests():
         roots |= _references(_chapter_tree(path), None, graph)
     for path in sorted((REPO / "benchmarks").glob("*.py")):
         roots |= _references(ast.parse(path.read_text(encoding="utf-8")), None, graph)
-    for path in sorted(PACKAGE.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+    for module, tree in _modules().items():
         top = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-        roots |= _references(ast.Module(body=top, type_ignores=[]), path.stem, graph)
+        roots |= _references(ast.Module(body=top, type_ignores=[]), module, graph)
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     roots |= {ref for ref in re.findall(r"\b(\w+)\.(\w+)\(", readme) if ref in graph}
     unused = sorted(f"{mod}.{name}" for mod, name in set(graph) - _reached(roots, graph))
@@ -173,6 +184,10 @@ def test_reference_analysis_follows_imports_and_calls():
     # book.get_prepared -> preprocessing.prepare_dataset -> preprocessing.preprocess_files
     assert ("preprocessing", "preprocess_files") in _reached({("book", "get_prepared")}, graph)
     assert ("model", "build_model") not in _reached({("dataset", "load_frames")}, graph)
+    # the subpackage plotting is one module: a chapter's plotting.plot_preprocessing reaches the
+    # helpers of plotting's other files and the package modules they import
+    reached = _reached({("plotting", "plot_preprocessing")}, graph)
+    assert {("plotting", "plot_position_index"), ("plotting", "_mark"), ("landmarks", "dominant_hand")} <= reached
 
 
 # --------------------------------------------------------------------------------------------------
