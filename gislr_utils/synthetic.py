@@ -24,9 +24,12 @@ byte-identical ``train.csv`` and identical landmark arrays.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +40,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import config, runs
 from .dataset import SIGN_MAP_NAME, write_landmark_file
 from .landmarks import N_DIMS, N_ROWS, NUM_CLASSES, TYPE_STARTS
 
@@ -582,13 +585,22 @@ def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
     return out_dir
 
 
+# ---------------------------------------------------------------------------------------------
+# The book's default set, made once per artifacts folder (the rules of `runs`)
+# ---------------------------------------------------------------------------------------------
 def ensure_data_dir(data_dir=None, artifacts_dir=None, seed: int = 0) -> Path:
     """The data directory a chapter works on (every chapter's first cell calls this).
 
     With `data_dir` (e.g. the real Kaggle download) return it after checking it exists. Without,
     return the default synthetic set ``<artifacts_dir>/synthetic_seed<seed>/``, generating it
-    first unless a complete copy is there (a marker written last tells; an incomplete or outdated
-    directory is regenerated).
+    first unless a complete copy is there (its marker, written last, records the generator
+    version, seed and size). It follows the rules of every artefact (:mod:`gislr_utils.runs`):
+    the set is generated into a temporary folder (`runs.temp_path`) and renamed into place only
+    if no complete copy is there: a complete copy is never deleted or replaced, so when two
+    processes generate it at once, the one that finishes second discards its own copy and uses
+    the first's, which may be in use; an outdated or incomplete copy is replaced. What killed
+    generations left is removed first (`runs.clean_stale_temporaries`, and the
+    ``.synthetic_seed<seed>.tmp<pid>`` folders of earlier versions whose process is gone).
     """
     if data_dir is not None:
         data_dir = Path(data_dir)
@@ -598,24 +610,56 @@ def ensure_data_dir(data_dir=None, artifacts_dir=None, seed: int = 0) -> Path:
     root = Path(artifacts_dir) if artifacts_dir is not None else config.DEFAULT_ARTIFACTS_DIR
     target = root / f"synthetic_seed{seed}"
     settings = {"generator_version": GENERATOR_VERSION, "seed": int(seed), **DEFAULT_SIZE}
-    marker = target / MARKER_NAME
-    if marker.exists():
+    runs.clean_stale_temporaries(root)                    # what killed generations left
+    for old in root.glob(".synthetic_seed*.tmp*"):        # ... and those of earlier versions
+        m = re.fullmatch(r"\.synthetic_seed\d+\.tmp(\d+)", old.name)
+        if m and not _process_alive(int(m[1])):
+            shutil.rmtree(old, ignore_errors=True)
+    if not _is_complete(target, settings):
+        tmp = runs.temp_path(target)
         try:
-            if json.loads(marker.read_text()) == settings:
-                return target
-        except json.JSONDecodeError:
-            pass
-    tmp = root / f".synthetic_seed{seed}.tmp{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    generate(tmp, seed=seed, **DEFAULT_SIZE)
-    (tmp / MARKER_NAME).write_text(json.dumps(settings))
-    if target.exists():
-        shutil.rmtree(target)
-    try:
-        os.replace(tmp, target)
-    except OSError:                                   # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (marker.exists() and json.loads(marker.read_text()) == settings):
-            raise
+            generate(tmp, seed=seed, **DEFAULT_SIZE)
+            (tmp / MARKER_NAME).write_text(json.dumps(settings))     # last: the copy is complete
+            _install(tmp, target, settings)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)       # left when another process finished first
     return target
+
+
+def _is_complete(folder: Path, settings: dict) -> bool:
+    """Whether `folder` holds a complete synthetic set made with `settings` (its marker says so)."""
+    try:
+        return json.loads((folder / MARKER_NAME).read_text()) == settings
+    except (OSError, ValueError):
+        return False
+
+
+def _install(tmp: Path, target: Path, settings: dict) -> None:
+    """Rename the complete set `tmp` to `target` unless a complete copy is there already (`tmp` is
+    then left for the caller to remove). A folder is renamed only onto a missing or empty folder,
+    so of two processes that finish at once one renames and the other finds its copy complete."""
+    while not _is_complete(target, settings):
+        try:
+            os.rename(tmp, target)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        aside = runs.temp_path(target)           # an outdated or incomplete copy: move it aside
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(target, aside)
+        if _is_complete(aside, settings):        # another process had installed it just now
+            with contextlib.suppress(OSError):
+                os.rename(aside, target)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine runs (for temporaries named by an earlier version)."""
+    try:
+        os.kill(pid, 0)                          # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True                              # another user's process, or cannot tell
+    return True
