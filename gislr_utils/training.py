@@ -100,6 +100,8 @@ class BalancedSignBatches:
 
     def __init__(self, X, idxs, y, n=4, rows=None, seed=0, num_classes=250):
         y = np.asarray(y)
+        if not len(X) == len(idxs) == len(y):
+            raise ValueError(f"X ({len(X)}), idxs ({len(idxs)}) and y ({len(y)}) must have the same length")
         rows = np.arange(len(y)) if rows is None else np.asarray(rows)
         if rows.size == 0:
             raise ValueError("no training clips to sample from (rows is empty)")
@@ -127,25 +129,27 @@ class BalancedSignBatches:
         rows = self.sample_rows(step)
         inputs = {"frames": np.asarray(self.X[rows], np.float32),
                   "non_empty_frame_idxs": np.asarray(self.idxs[rows], np.float32)}
-        return inputs, self.onehot
+        return inputs, self.onehot.copy()    # a fresh array: TensorFlow may reuse its memory
 
 
 def batch_dataset(batches: BalancedSignBatches, first_step: int = 0):
     """The sampler's batches from number `first_step` on, as a ``tf.data.Dataset`` gathered one
-    step ahead of the training step (``prefetch``)."""
+    step ahead of the training step (``prefetch``). Batch k is ``batches.batch(k)`` whoever reads
+    the data set: one device, or several that each take their share of every batch."""
     T, C, D = np.shape(batches.X)[1:]
     B, K = batches.onehot.shape
-    spec = ({"frames": tf.TensorSpec([B, T, C, D], tf.float32),
-             "non_empty_frame_idxs": tf.TensorSpec([B, T], tf.float32)},
-            tf.TensorSpec([B, K], tf.float32))
 
-    def generate(start):
-        step = int(start)
-        while True:
-            yield batches.batch(step)
-            step += 1
-    ds = tf.data.Dataset.from_generator(generate, args=(first_step,), output_signature=spec)
-    return ds.prefetch(2)
+    def load(step):
+        inputs, labels = batches.batch(int(step))
+        return inputs["frames"], inputs["non_empty_frame_idxs"], labels
+
+    def to_batch(step):
+        frames, idxs, labels = tf.numpy_function(load, [step], (tf.float32,) * 3)
+        inputs = {"frames": tf.ensure_shape(frames, [B, T, C, D]),
+                  "non_empty_frame_idxs": tf.ensure_shape(idxs, [B, T])}
+        return inputs, tf.ensure_shape(labels, [B, K])
+    steps = tf.data.Dataset.range(first_step, np.iinfo(np.int64).max)
+    return steps.map(to_batch).prefetch(2)
 
 
 def learning_rates(cfg: RunConfig) -> np.ndarray:
@@ -178,25 +182,21 @@ class AdamW(keras.optimizers.AdamW):
 
     Under ``tf.distribute`` (chapter 4's GPU section) Keras 3.15 clips each replica's share of the
     gradient before the shares are summed: not the clipping of one device (measured: weights 1e-4
-    apart after three steps). Here each replica scales its share by the factor that one device
-    would apply to the summed gradient, ``clipnorm / max(norm, clipnorm)``; the norm of an
-    embedding's sparse gradient is that of its values, as ``tf.clip_by_norm`` computes it on one
-    device. With one replica this is Keras' AdamW unchanged.
+    apart after three steps). Here the summed gradients are clipped (TensorFlow backend: right after
+    Keras' all-reduce). With one replica this is Keras' AdamW unchanged.
     """
 
     def _clip_gradients(self, grads):
-        context = tf.distribute.get_replica_context()
-        if not self.clipnorm or context is None or context.num_replicas_in_sync == 1:
-            return super()._clip_gradients(grads)
-        sparse = [isinstance(g, tf.IndexedSlices) for g in grads]
-        totals = context.all_reduce(tf.distribute.ReduceOp.SUM, [
-            tf.reduce_sum(tf.square(g.values)) if s else g for g, s in zip(grads, sparse)])
-        clipped = []
-        for g, s, total in zip(grads, sparse, totals):
-            norm = tf.sqrt(total if s else tf.reduce_sum(tf.square(total)))
-            scale = self.clipnorm / tf.maximum(norm, self.clipnorm)
-            clipped.append(tf.IndexedSlices(g.values * scale, g.indices, g.dense_shape) if s else g * scale)
-        return clipped
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            return grads                     # clipped once summed, below
+        return super()._clip_gradients(grads)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        pairs = super()._all_reduce_sum_gradients(grads_and_vars)
+        if tf.distribute.get_strategy().num_replicas_in_sync == 1:
+            return pairs
+        grads = super()._clip_gradients([g for g, _ in pairs])
+        return list(zip(grads, [v for _, v in pairs]))
 
 
 def compile_model(model, cfg: RunConfig):
