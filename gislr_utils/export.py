@@ -28,8 +28,6 @@ comparison) to float rounding; the latency now grows with the clip's length.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +37,7 @@ import numpy as np
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
 from .config import check_choice
-from .model import FrameMask, attention_mask_mode, blocks, embed, frame_drop_at_inference
+from .model import attention_mask_mode, blocks, embed, frame_drop_at_inference
 from .preprocessing import PreprocessLayer, check_clip
 
 SIGNATURE = "serving_default"
@@ -125,10 +123,6 @@ class ServingModel(keras.layers.Layer):
         return probs[0]
 
 
-def _has_frame_mask(model) -> bool:
-    return any(isinstance(layer, FrameMask) for layer in model._flatten_layers())
-
-
 def export_tflite(model: keras.Model, path, fp16: bool = False, compact: bool = True) -> Path:
     """Convert `model` (+ preprocessing) to a competition TFLite file at `path` (Chapter 6).
 
@@ -143,24 +137,18 @@ def export_tflite(model: keras.Model, path, fp16: bool = False, compact: bool = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     serving = ServingModel(model, compact=compact)
-    with (frame_drop_at_inference(model, False) if _has_frame_mask(model)
-          else contextlib.nullcontext()):
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = keras.export.ExportArchive()
-            archive.track(serving)
-            archive.add_endpoint(
-                SIGNATURE,
-                lambda inputs: {OUTPUT_NAME: serving(inputs)},
-                input_signature=[tf.TensorSpec([None, N_ROWS, N_DIMS], tf.float32,
-                                               name=INPUT_NAME)],
-            )
-            archive.write_out(tmp, verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if fp16:
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.target_spec.supported_types = [tf.float16]
-            flatbuffer = converter.convert()
+    with frame_drop_at_inference(model, False), tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(serving)
+        spec = tf.TensorSpec([None, N_ROWS, N_DIMS], tf.float32, name=INPUT_NAME)
+        archive.add_endpoint(SIGNATURE, lambda inputs: {OUTPUT_NAME: serving(inputs)}, input_signature=[spec])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if fp16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        flatbuffer = converter.convert()
     path.write_bytes(flatbuffer)
     return path
 
@@ -177,16 +165,19 @@ def load_interpreter(path, num_threads: int | None = None):
     return Interpreter(model_path=str(path), num_threads=num_threads)
 
 
-def _runner(interpreter, path):
-    sigs = interpreter.get_signature_list()
-    if SIGNATURE not in sigs:
-        raise ValueError(f"{path}: no {SIGNATURE!r} signature (has {sorted(sigs)})")
+def _runner(path, num_threads=None):
+    interpreter = load_interpreter(path, num_threads)
+    signatures = interpreter.get_signature_list()
+    if SIGNATURE not in signatures:
+        raise ValueError(f"{path}: no {SIGNATURE!r} signature (has {sorted(signatures)})")
     return interpreter.get_signature_runner(SIGNATURE)
 
 
-def _check_clip(frames, i=None) -> np.ndarray:
-    # the rule of preprocessing.preprocess, with its message (shape, inf, quirk 3)
-    return check_clip(frames, source=None if i is None else f"clip {i}")
+def _checked_clips(clips, numbered=True) -> list[np.ndarray]:
+    # preprocessing's rule with its message (shape, inf, quirk 3), before any file is opened
+    if not len(clips):
+        raise ValueError("no clips given (an empty list)")
+    return [check_clip(c, source=f"clip {i}" if numbered else None) for i, c in enumerate(clips)]
 
 
 def tflite_predict(path, frames, num_threads: int | None = None) -> np.ndarray:
@@ -196,72 +187,39 @@ def tflite_predict(path, frames, num_threads: int | None = None) -> np.ndarray:
     ``[len, num_classes]``.
     """
     single = not isinstance(frames, (list, tuple))
-    if not single and not frames:
-        raise ValueError("tflite_predict: no clips given (an empty list)")
-    clips = [_check_clip(frames)] if single else [_check_clip(c, i) for i, c in enumerate(frames)]
-    runner = _runner(load_interpreter(path, num_threads), path)
+    clips = _checked_clips([frames] if single else frames, numbered=not single)
+    runner = _runner(path, num_threads)
     out = np.stack([runner(**{INPUT_NAME: c})[OUTPUT_NAME] for c in clips])
     return out[0] if single else out
 
 
-def tflite_size_and_latency(path, clips, repeats: int = 3, warmup: int = 1,
-                            num_threads: int | None = None) -> dict:
-    """File size and per-clip latency of an exported file (Chapter 6).
-
-    Every clip of `clips` (raw ``[n, 543, 3]`` arrays) is run `warmup` times untimed, then
-    `repeats` times, each call timed alone the way the competition's harness calls the
-    signature runner (input resize included). Returns ``size_mb`` (MiB, 2**20 bytes, as Keras
-    prints model sizes), ``size_bytes``, ``median_ms``, ``p90_ms``, ``mean_ms`` over all
-    calls, ``best_median_ms`` (median over clips of each clip's fastest call: less sensitive to
-    other processes on a busy machine) and ``n_calls``.
-    """
-    clips = [_check_clip(c, i) for i, c in enumerate(clips)]
-    if not clips:
-        raise ValueError("no clips given to time")
-    runner = _runner(load_interpreter(path, num_threads), path)
-    for _ in range(warmup):
-        for c in clips:
-            runner(**{INPUT_NAME: c})
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats} must be >= 1")
-    times = np.zeros((repeats, len(clips)))
-    for r in range(repeats):
-        for i, c in enumerate(clips):
-            t0 = time.perf_counter()
-            runner(**{INPUT_NAME: c})
-            times[r, i] = (time.perf_counter() - t0) * 1e3
-    size = os.path.getsize(path)
-    return dict(size_mb=size / 2**20, size_bytes=size, median_ms=float(np.median(times)),
-                p90_ms=float(np.percentile(times, 90)), mean_ms=float(times.mean()),
-                best_median_ms=float(np.median(times.min(axis=0))), n_calls=times.size)
-
-
-def tflite_clip_latencies(paths, clips, repeats: int = 3, num_threads: int | None = None):
+def tflite_clip_latencies(paths, clips, repeats: int = 3, num_threads: int | None = None) -> np.ndarray:
     """Milliseconds of every call, ``[len(paths), repeats, len(clips)]`` (Chapter 6).
 
-    One warm-up call per file and clip, then `repeats` passes over the clips; within a pass
-    the files are called one after the other on each clip, so that other processes on a shared
-    machine slow them alike. ``times.min(axis=1)`` is each clip's best of `repeats`, the
-    number least disturbed by other work.
+    Each call is timed alone, the way the competition's harness calls the signature runner
+    (input resize included). One warm-up call per file and clip, then `repeats` passes over
+    the clips; within a pass the files are called one after the other on each clip, so that
+    other processes on a shared machine slow them alike. ``np.median(times[f])`` is file f's
+    median per clip, ``times.min(axis=1)`` each clip's best of `repeats`, the number least
+    disturbed by other work; a file's size is ``os.path.getsize(path)``.
     """
-    clips = [_check_clip(c, i) for i, c in enumerate(clips)]
+    clips = _checked_clips(clips)
     if repeats < 1:
         raise ValueError(f"repeats={repeats} must be >= 1")
-    runners = [_runner(load_interpreter(p, num_threads), p) for p in paths]
+    runners = [_runner(p, num_threads) for p in paths]
     for c in clips:
         for r in runners:
             r(**{INPUT_NAME: c})
     times = np.zeros((len(runners), repeats, len(clips)))
     for rep in range(repeats):
         for i, c in enumerate(clips):
-            for g, r in enumerate(runners):
+            for f, r in enumerate(runners):
                 t0 = time.perf_counter()
                 r(**{INPUT_NAME: c})
-                times[g, rep, i] = (time.perf_counter() - t0) * 1e3
+                times[f, rep, i] = (time.perf_counter() - t0) * 1e3
     return times
 
 
 def tflite_op_names(path) -> list[str]:
     """Names of the ops in an exported file, sorted and unique (to show it is builtins only)."""
-    interpreter = load_interpreter(path)
-    return sorted({d["op_name"] for d in interpreter._get_ops_details()})
+    return sorted({d["op_name"] for d in load_interpreter(path)._get_ops_details()})

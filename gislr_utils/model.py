@@ -367,6 +367,8 @@ def build_model(cfg: RunConfig, stats: dict | None = None) -> keras.Model:
     [None, T] (a list in that order, or a dict by name); output softmax [None, num_classes].
     """
     stats = stats or {}
+    if stats and not {"mean", "std"} <= set(stats):
+        raise ValueError(f"stats must be a dict with 'mean' and 'std'; got keys {sorted(stats)}")
     T = cfg.input_size
     frames = keras.Input([T, N_COLS, 3], name="frames")
     idxs = keras.Input([T], name="non_empty_frame_idxs")
