@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import errno
 import hashlib
 import inspect
 import logging
@@ -346,7 +347,9 @@ def write_metrics(ctx: Context, ev, result=None) -> Path | None:
                 participants=sorted(int(p) for p in np.unique(np.asarray(get_prepared(ctx).participant_id)[rows])))
         runs.write_manifest(runs.manifest_path(path), {"artefact": "metrics", "run": runs.key_of(result.spec),
                                                        "rows": runs.hash_arrays(rows)})
-    except PermissionError:
+    except OSError as err:
+        if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
         print(f"{show_path(ctx.run_dir)} is read-only: metrics.json not written")
         return None
     return path

@@ -176,14 +176,14 @@ def keras_weight_decay(cfg: RunConfig) -> float:
     return cfg.wd_ratio
 
 
-@keras.saving.register_keras_serializable(package="gislr")
-class AdamW(keras.optimizers.AdamW):
+class AdamWAcrossReplicas(keras.optimizers.AdamW):
     """Keras 3's AdamW whose ``clipnorm`` clips as on one device when several devices train.
 
     Under ``tf.distribute`` (chapter 4's GPU section) Keras 3.15 clips each replica's share of the
     gradient before the shares are summed: not the clipping of one device (measured: weights 1e-4
     apart after three steps). Here the summed gradients are clipped (TensorFlow backend: right after
-    Keras' all-reduce). With one replica this is Keras' AdamW unchanged.
+    Keras' all-reduce). `compile_model` uses it when a run has several replicas; the saved model
+    gets Keras' own AdamW (`train`).
     """
 
     def _clip_gradients(self, grads):
@@ -199,8 +199,9 @@ class AdamW(keras.optimizers.AdamW):
         return list(zip(grads, [v for _, v in pairs]))
 
 
-def compile_model(model, cfg: RunConfig):
+def compile_model(model, cfg: RunConfig, replicas=1):
     """Compile with the seed's loss, optimizer and metrics (chapter 4)."""
+    AdamW = keras.optimizers.AdamW if replicas == 1 else AdamWAcrossReplicas
     optimizer = AdamW(
         learning_rate=learning_rates(cfg)[0],
         weight_decay=keras_weight_decay(cfg),
@@ -426,15 +427,22 @@ def why_not_reusable(run_dir, spec: dict) -> str | None:
 
 
 def load_trained(run_dir) -> TrainResult:
-    """Load what `train` saved in `run_dir` (model, history, statistics, split, settings)."""
+    """Load what `train` saved in `run_dir` (model, history, statistics, split, settings); a damaged
+    file raises `runs.ArtefactError` naming it."""
     run_dir = Path(run_dir)
     manifest = runs.read_manifest(run_dir / "train_config.json")
     if manifest is None or "spec" not in manifest:
         raise runs.ArtefactError(f"{run_dir / 'train_config.json'}: missing, empty or unreadable")
-    with np.load(run_dir / "split.npz") as split:
-        rows = {name: split[name] for name in ("train", "validation", "test")}
-    return TrainResult(model=load_model(run_dir / "model.keras"), history=pd.read_csv(run_dir / "history.csv"),
-                       rows=rows, stats=statistics.load_stats(run_dir / "stats.npz"),
+
+    def read(name, loader):
+        try:
+            return loader(run_dir / name)
+        except Exception as err:  # noqa: BLE001 - any reader's failure: the file is damaged
+            raise runs.ArtefactError(f"{run_dir / name}: damaged or unreadable ({err})") from err
+    split = read("split.npz", lambda p: dict(np.load(p)))
+    return TrainResult(model=read("model.keras", load_model), history=read("history.csv", pd.read_csv),
+                       rows={k: split[k] for k in ("train", "validation", "test")},
+                       stats=read("stats.npz", statistics.load_stats),
                        cfg=RunConfig(**manifest["spec"]["settings"]), run_dir=run_dir,
                        train_seconds=manifest.get("train_seconds", float("nan")),
                        kept_epoch=manifest.get("kept_epoch"), reused=True, spec=manifest["spec"])
@@ -508,8 +516,9 @@ def _train(prepared, cfg, run_dir, stats, rows, spec, strategy, verbose, progres
     X, idxs, y = prepared.X, prepared.idxs, np.asarray(prepared.y)
     batches = BalancedSignBatches(X, idxs, y, cfg.batch_all_signs_n, rows["train"], cfg.seed, cfg.num_classes)
     distribution = get_strategy(strategy)
+    replicas = distribution.num_replicas_in_sync
     with distribution.scope(), _policy(cfg.mixed_precision):
-        model = compile_model(build_model(cfg, stats), cfg)
+        model = compile_model(build_model(cfg, stats), cfg, replicas)
     ckpt = run_dir / "checkpoint"
     key = runs.key_of(spec)
     state = runs.read_manifest(ckpt / "state.json")
@@ -538,15 +547,14 @@ def _train(prepared, cfg, run_dir, stats, rows, spec, strategy, verbose, progres
         print(f"{len(rows['train'])} training clips, {len(val)} validation clips, {len(rows['test'])} "
               f"held-out test clips; {cfg.epochs} epochs x {batches.steps_per_epoch} steps of "
               f"{batches.batch_size} clips ({batches.n} of each of {len(batches.signs)} signs)"
-              + (f"; {distribution.num_replicas_in_sync} replicas" if distribution.num_replicas_in_sync > 1
-                 else ""))
+              + (f"; {replicas} replicas" if replicas > 1 else ""))
     if initial < cfg.epochs:
         fit(model, batches, cfg, validation, [progress, log, checkpoint, *extra], initial)
     kept = cfg.epochs
     if cfg.epoch_selection == "best" and checkpoint.best["epoch"] is not None:
         kept = checkpoint.best["epoch"]
         model.load_weights(ckpt / "best.weights.h5")
-    if cfg.mixed_precision:      # save the plain float32 model with the float32 master weights
+    if cfg.mixed_precision or replicas > 1:   # save a plain float32 model on one device
         plain = compile_model(build_model(cfg, stats), cfg)
         plain.set_weights(model.get_weights())
         plain.optimizer.build(plain.trainable_variables)

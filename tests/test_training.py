@@ -176,7 +176,7 @@ def test_keras_adamw_weight_decay_equals_the_seeds_decay_per_step(schedule, lr):
     """tensorflow-addons' AdamW shrank w by `wd` per step; Keras 3 by `weight_decay * lr`."""
     cfg = _cfg(schedule=schedule, learning_rate=lr)
     wd_seed = 1e-5 if schedule == "constant" else 0.05 * lr         # the seed's / notebook's value
-    opt = tr.AdamW(learning_rate=lr, weight_decay=tr.keras_weight_decay(cfg))
+    opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=tr.keras_weight_decay(cfg))
     w = keras.Variable(np.array([1.0, -2.0, 3.0], np.float32))
     opt.apply_gradients([(keras.ops.zeros(3), w)])                   # zero gradient: only the decay acts
     np.testing.assert_allclose(keras.ops.convert_to_numpy(w), np.array([1.0, -2.0, 3.0]) * (1 - wd_seed),
