@@ -206,9 +206,9 @@ def stage_prepare(args, results):
     with Stage("prepare", results) as st:
         prep = preprocessing.prepare_dataset(data_dir, art, workers=args.workers,
                                              progress=args.progress, mmap=True)
-        st.info.update(n_kept=len(prep.clips), n_skipped=len(prep.skipped),
+        st.info.update(n_clips=len(prep.clips), n_no_hand=int((~prep.has_hand).sum()), key=prep.key,
                        X_shape=list(prep.X.shape), disk_gb=disk_bytes(prep.cache_dir) / GB,
-                       files_per_s=(len(prep.clips) + len(prep.skipped)))
+                       files_per_s=len(prep.clips))
     r = results["prepare"]
     n_files = r["files_per_s"]
     r["files_per_s"] = n_files / r["wall_s"]
@@ -324,8 +324,8 @@ def report(results: dict, args) -> None:
                   f"{r['generate_s']:.0f} s = {r['distinct'] / r['generate_s']:.0f} clips/s, the "
                   f"rest copies), {r['n_signs']} signs, {r['n_participants']} participants")
         if name == "prepare":
-            print(f"          {r['files_per_s']:.0f} files/s, {r['n_kept']} kept, "
-                  f"{r['n_skipped']} skipped; X {r['X_shape']}; "
+            print(f"          {r['files_per_s']:.0f} files/s, {r['n_clips']} clips ({r['n_no_hand']} "
+                  f"without a hand, kept as padding); X {r['X_shape']}; key {r['key']}; "
                   f"projected for {N_CLIPS} files: {fmt_hours(r['projection_full_s'])}; "
                   f"CPU {r['cpu_ms_per_file']:.1f} ms/file -> "
                   f"{fmt_hours(r['idle_projection_full_s'])} on {os.cpu_count()} idle cores")

@@ -7,9 +7,11 @@ Paths timed (each produces the same arrays; checked here, <= 1e-5 against the or
   `pandas.read_parquet(path, columns=["x", "y", "z"])`, reshape to `[n, 543, 3]` float32, the TF
   layer on that one file; one file after the other (timed once: it is slow).
 * **before checks**: `preprocess_files` as it was before issue 9 (commit 030ae6a), kept verbatim
-  below (`before_load_frames`, `before_preprocess_files`): x, y, z only, the layout trusted.
+  below (`before_load_frames`, `before_preprocess_files`): x, y, z only, the layout trusted (the
+  preprocessing itself is today's public `preprocessing.preprocess`, whose `check_clip` adds the
+  coordinate check of the clip).
 * **now**: `preprocess_files`: reads frame, type (dictionary-encoded), landmark_index, x, y, z,
-  checks the layout, the frame order and finiteness of every file, then preprocesses.
+  checks the layout, the frame order and the coordinates of every file, then preprocesses.
 * **decode floor**: `ParquetFile.read(columns=["x", "y", "z"])` alone (no conversion, no check,
   no preprocessing) on the same pool of threads: what pyarrow needs to decode the coordinates,
   a bound no reader of these files can beat.
@@ -42,7 +44,7 @@ from gislr_utils import dataset
 from gislr_utils.config import REAL_SAMPLE_DIR
 from gislr_utils.dataset import GISLRDataError
 from gislr_utils.landmarks import N_COLS, N_DIMS, N_ROWS
-from gislr_utils.preprocessing import PreprocessLayer, _preprocess, preprocess_files
+from gislr_utils.preprocessing import PreprocessLayer, preprocess, preprocess_files
 
 
 def original_per_file(paths, layer):
@@ -60,7 +62,8 @@ def original_per_file(paths, layer):
 
 # ---------------------------------------------------------------------------------------------
 # The code before issue 9 (commit 030ae6a), verbatim but for names: the reference for ">= 90% of
-# the speed before the checks". preprocess() then was the shape/dtype checks below + _preprocess.
+# the speed before the checks". preprocess() then was the shape/dtype checks below + the
+# preprocessing, here the public `preprocess` (which checks the clip's coordinates as well).
 def before_load_frames(path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
@@ -91,7 +94,7 @@ def before_preprocess(frames, size=64):
         raise ValueError("frames has 0 frames")
     if frames.dtype != np.float32:
         frames = frames.astype(np.float32)
-    return _preprocess(frames, size)
+    return preprocess(frames, size)
 
 
 def before_preprocess_path(path, input_size):
@@ -149,13 +152,11 @@ def decode_floor(paths, workers):
 def stages(base, rounds):
     """Why preprocess_files stays below the decode floor: one thread's CPU per file for each
     step it adds to the decode (minimum over rounds, the least disturbed by other processes)."""
-    from gislr_utils.preprocessing import _preprocess_path
     steps = {
         "decode x, y, z (the floor)": lambda p: pq.ParquetFile(p, pre_buffer=False).read(
             columns=["x", "y", "z"], use_threads=False),
-        "+ frame column, layout checks": dataset.read_checked,
-        "+ float32 conversion, inf check": dataset.load_frames,
-        "+ preprocessing (= preprocess_files)": lambda p: _preprocess_path(p, 64),
+        "+ layout columns and checks, float32": dataset.load_frames,
+        "+ preprocessing (as preprocess_files)": lambda p: preprocess(dataset.load_frames(p)),
         "before checks (030ae6a), whole": lambda p: before_preprocess_path(p, 64),
     }
     best = {k: np.inf for k in steps}
@@ -173,9 +174,8 @@ def stages(base, rounds):
     print(f"one thread, CPU-bound: now at {before / full:.0%} of the speed before the checks")
     print(f"on CPU-bound cores preprocess_files can reach at most {floor / full:.0%} of the decode "
           "floor: the conversion and the preprocessing (NumPy, one clip at a time) alone cost "
-          "more than 10% of the decode. Layout checks: type and landmark_index are decoded "
-          f"only for new encodings ({len(dataset._GOOD_CHUNKS)} distinct ones among the "
-          f"{len(base)} files here; they depend on the number of frames only).")
+          "more than 10% of the decode. Every file's frame, type and landmark_index columns are "
+          "decoded and checked (no memo of files found good).")
 
 
 def timed(fn):

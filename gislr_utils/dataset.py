@@ -3,7 +3,8 @@
 Chapter 1 (data exploration) explains the format. A GISLR data directory holds
 
 * ``train.csv`` with columns ``path, participant_id, sequence_id, sign``;
-* ``sign_to_prediction_index_map.json`` (sign name -> class index, 250 signs in the competition);
+* ``sign_to_prediction_index_map.json``: the competition's map of its 250 signs to class indices
+  ('TV' -> 0 ... 'zipper' -> 249; `read_sign_map` refuses any other map);
 * ``train_landmark_files/<participant_id>/<sequence_id>.parquet``: one clip per file, 543 rows per
   frame (face 0-467, left_hand 0-20, pose 0-32, right_hand 0-20), frames in increasing order
   (out-of-order or repeated frames are an error, never re-sorted: see :func:`load_frames`),
@@ -24,7 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
+from .config import SIGN_TO_INDEX
 from .landmarks import N_DIMS, N_ROWS, TYPE_COUNTS, TYPE_ORDER, dominant_hand
 
 COLUMNS = ("frame", "row_id", "type", "landmark_index", "x", "y", "z")
@@ -36,9 +39,22 @@ SCHEMA = pa.schema([
 ])
 SIGN_MAP_NAME = "sign_to_prediction_index_map.json"
 
-# Per-row layout of one frame: type name and landmark index of each of the 543 rows.
+# Per-row layout of one frame: type name (and its index in TYPE_ORDER) and landmark index of
+# each of the 543 rows.
 ROW_TYPES = np.repeat(np.array(TYPE_ORDER), [TYPE_COUNTS[t] for t in TYPE_ORDER])
+ROW_TYPE_CODES = np.repeat(np.arange(len(TYPE_ORDER), dtype=np.int32), [TYPE_COUNTS[t] for t in TYPE_ORDER])
 ROW_LANDMARK_INDEX = np.concatenate([np.arange(TYPE_COUNTS[t]) for t in TYPE_ORDER]).astype(np.int16)
+LAYOUT_RULE = ("543 rows per frame in the order face 0-467, left_hand 0-20, pose 0-32, "
+               "right_hand 0-20, frames in increasing order")
+
+# Largest |coordinate| accepted. MediaPipe's coordinates are normalised image coordinates (x and y
+# in [0, 1] inside the image, z on about the same scale); the largest |value| among the 84 real
+# clips of ../shared/real_sample is 3.85 (z; x 1.47, y 2.88). 1,000 leaves a factor of 250 and
+# refuses what breaks the model: x = 1e19 on two landmarks of a real clip makes every probability
+# NaN (1e12 does not). One rule for files (`load_frames`) and arrays (`preprocessing.check_clip`).
+COORDINATE_BOUND = 1e3
+COORDINATE_RULE = (f"coordinates must be finite and within +-{COORDINATE_BOUND:g} (MediaPipe's normalised image "
+                   "coordinates; the largest |value| in 84 real GISLR clips is 3.85), or missing (NaN/null)")
 
 
 class GISLRDataError(ValueError):
@@ -51,109 +67,48 @@ class GISLRDataError(ValueError):
 # Columns read on the data path: the layout columns (not row_id: frame, type and landmark_index
 # say the same, and its strings cost more to decode than x, y, z) and the coordinates.
 READ_COLUMNS = ("frame", "type", "landmark_index", "x", "y", "z")
-_KINDS = {"frame": pa.types.is_integer, "landmark_index": pa.types.is_integer,
-          "row_id": lambda t: _is_string_like(t), "type": lambda t: _is_string_like(t),
-          "x": pa.types.is_floating, "y": pa.types.is_floating, "z": pa.types.is_floating}
-ROW_TYPE_CODES = np.repeat(np.arange(len(TYPE_ORDER), dtype=np.int32),
-                           [TYPE_COUNTS[t] for t in TYPE_ORDER])
-LAYOUT_RULE = ("543 rows per frame in the order face 0-467, left_hand 0-20, pose 0-32, "
-               "right_hand 0-20, frames in increasing order")
 
 
-def _open(path, **kwargs) -> pq.ParquetFile:
-    """Open a parquet file: FileNotFoundError if absent, GISLRDataError if not parquet."""
+def _is_string_like(t: pa.DataType) -> bool:
+    t = t.value_type if pa.types.is_dictionary(t) else t
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+_KINDS = {"frame": pa.types.is_integer, "landmark_index": pa.types.is_integer, "row_id": _is_string_like,
+          "type": _is_string_like, "x": pa.types.is_floating, "y": pa.types.is_floating, "z": pa.types.is_floating}
+
+
+def _read_checked(path, columns, read_dictionary=None) -> tuple[pa.Table, int]:
+    """`columns` of one landmark file (pyarrow, one thread, no pre-buffering) and its number of
+    frames, after the checks of the file, its columns and their types, the row count and the
+    layout (:func:`_check_layout`). FileNotFoundError for a missing file, GISLRDataError else."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: landmark file not found")
     try:
-        return pq.ParquetFile(path, pre_buffer=False, **kwargs)
-    except KeyError:     # a column of read_dictionary is absent: _check_schema names it
-        return _open(path)
+        pf = pq.ParquetFile(path, pre_buffer=False, read_dictionary=read_dictionary)
+        schema = pf.schema_arrow
+    except KeyError:             # a column of read_dictionary is absent: named below
+        return _read_checked(path, columns)
     except (pa.ArrowException, OSError, ValueError) as err:
         raise GISLRDataError(f"{path}: not a readable parquet file ({err})") from err
-
-
-_GOOD_SCHEMAS: dict = {}      # columns -> schemas already found good (usually one: Kaggle's)
-
-
-try:   # ParquetFile's reader without its Python set-up (file system resolution, nested paths)
-    from pyarrow._parquet import ParquetReader as _ParquetReader
-except ImportError:  # pragma: no cover - any pyarrow of requirements.txt has it
-    _ParquetReader = None
-
-
-class _Reader:
-    """The part of :class:`pyarrow.parquet.ParquetFile` the data path uses, on the reader."""
-
-    __slots__ = ("reader",)
-
-    def __init__(self, reader):
-        self.reader = reader
-
-    @property
-    def schema_arrow(self) -> pa.Schema:
-        return self.reader.schema_arrow
-
-    @property
-    def metadata(self):
-        return self.reader.metadata
-
-    def read(self, columns, use_threads=False) -> pa.Table:
-        idx = [self.reader.column_name_idx(c) for c in columns]
-        return self.reader.read_all(column_indices=idx, use_threads=use_threads)
-
-
-def _open_data_path(path):
-    """`_open(path, read_dictionary=["type"])`, a little cheaper (about 0.05 ms a file); any
-    failure goes to `_open`, which gives the error its message."""
-    if _ParquetReader is not None and os.path.exists(path):
-        try:
-            reader = _ParquetReader()
-            reader.open(path, pre_buffer=False, read_dictionary=["type"])
-            return _Reader(reader)
-        except Exception:  # noqa: BLE001 - _open meets the same failure, with its message
-            return _open(path, read_dictionary=["type"])
-    return _open(path, read_dictionary=["type"])
-
-
-def _check_schema(path, schema: pa.Schema, columns) -> None:
-    """Named missing columns, then a wrong kind of type (integer, string, float) per column."""
-    known = _GOOD_SCHEMAS.get(columns, ())
-    if any(schema.equals(good) for good in known):
-        return
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise GISLRDataError(f"{path}: missing column(s) {sorted(missing)}; found {schema.names}")
-    for col in columns:
-        t = schema.field(col).type
-        if not _KINDS[col](t):
-            raise GISLRDataError(f"{path}: column {col!r} has type {t}, "
-                                 f"expected {SCHEMA.field(col).type}")
-    if len(known) < 8:
-        _GOOD_SCHEMAS[columns] = (*known, schema)
-
-
-def _check_rows(path, n: int) -> int:
+    wrong = [c for c in columns if not _KINDS[c](schema.field(c).type)]
+    if wrong:
+        raise GISLRDataError(f"{path}: column {wrong[0]!r} has type {schema.field(wrong[0]).type}, "
+                             f"expected {SCHEMA.field(wrong[0]).type}")
+    try:
+        table = pf.read(columns=list(columns), use_threads=False)
+    except (ValueError, pa.ArrowException, OSError) as err:
+        raise GISLRDataError(f"{path}: cannot read columns {list(columns)} ({err})") from err
+    n = table.num_rows
     if n == 0:
         raise GISLRDataError(f"{path}: empty file (0 rows)")
     if n % N_ROWS:
         raise GISLRDataError(f"{path}: {n} rows is not a multiple of {N_ROWS} landmarks per frame")
-    return n // N_ROWS
-
-
-_TILES: tuple = (0, None, None)
-
-
-def _tiles(n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Expected type codes (index in TYPE_ORDER) and landmark_index of `n_frames` frames, sliced
-    from a cache that grows (one tuple swapped at once, so threads may share it)."""
-    global _TILES
-    cached = _TILES
-    if cached[0] < n_frames:
-        n = max(n_frames, 2 * cached[0], 256)
-        cached = (n, np.tile(ROW_TYPE_CODES, n), np.tile(ROW_LANDMARK_INDEX, n))
-        _TILES = cached
-    rows = n_frames * N_ROWS
-    return cached[1][:rows], cached[2][:rows]
+    _check_layout(path, table, n // N_ROWS)
+    return table, n // N_ROWS
 
 
 def _column_numpy(path, table: pa.Table, name: str) -> np.ndarray:
@@ -162,41 +117,14 @@ def _column_numpy(path, table: pa.Table, name: str) -> np.ndarray:
         r = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
         raise GISLRDataError(f"{path}: column {name!r} has {col.null_count} missing value(s), "
                              f"first at row {r}")
-    return col.chunk(0).to_numpy() if col.num_chunks == 1 else col.to_numpy()
-
-
-_TYPE_DICTIONARY = pa.array(TYPE_ORDER)
-
-
-def _type_codes(path, column: pa.ChunkedArray) -> np.ndarray:
-    """Codes 0-3 (TYPE_ORDER) of a `type` column; a dictionary-encoded column (how the data
-    path reads it) is decoded from its few dictionary values and its integer indices."""
-    if column.null_count:
-        raise GISLRDataError(f"{path}: column 'type' has {column.null_count} missing value(s)")
-    chunks = column.chunks
-    if len(chunks) == 1 and pa.types.is_dictionary(chunks[0].type):
-        if chunks[0].dictionary.equals(_TYPE_DICTIONARY):      # the files' own order
-            return chunks[0].indices.to_numpy()
-        names = chunks[0].dictionary.to_pylist()
-        codes = [TYPE_ORDER.index(v) if v in TYPE_ORDER else -1 for v in names]
-        indices = chunks[0].indices.to_numpy()
-        if codes == list(range(len(codes))):          # dictionary in file order: no remapping
-            return indices
-        return np.asarray(codes, np.int32)[indices]
-    values = pc.cast(column, pa.string()).to_numpy(zero_copy_only=False)
-    codes = np.full(len(values), -1, np.int32)
-    for i, name in enumerate(TYPE_ORDER):
-        codes[values == name] = i
-    return codes
+    return col.to_numpy()
 
 
 def _check_layout(path, table: pa.Table, n_frames: int) -> None:
     """Every 543-row block is one frame, frame numbers increase from block to block, and the
     rows of a block are face 0-467, left_hand 0-20, pose 0-32, right_hand 0-20 (type and
-    landmark_index; not checked when `table` has no `type` column: see :func:`read_checked`).
-    Raises GISLRDataError naming the file, the row and what is wrong."""
-    frame = _column_numpy(path, table, "frame")
-    blocks = frame.reshape(n_frames, N_ROWS)
+    landmark_index). Raises GISLRDataError naming the file, the row and what is wrong."""
+    blocks = _column_numpy(path, table, "frame").reshape(n_frames, N_ROWS)
     first = blocks[:, 0]
     if not (blocks == first[:, None]).all():
         b = int(np.flatnonzero((blocks != first[:, None]).any(axis=1))[0])
@@ -212,48 +140,56 @@ def _check_layout(path, table: pa.Table, n_frames: int) -> None:
                 else f"comes after frame {first[b]} (frames out of order)")
         raise GISLRDataError(f"{path}: frame {first[b + 1]} at rows {(b + 1) * N_ROWS}-"
                              f"{(b + 2) * N_ROWS - 1} {what}; expected {LAYOUT_RULE}")
-    if "type" in table.column_names:
-        _check_type_and_index(path, table, n_frames)
-
-
-def _check_type_and_index(path, table: pa.Table, n_frames: int) -> None:
-    expected_codes, expected_lmi = _tiles(n_frames)
-    codes = _type_codes(path, table.column("type"))
-    if not np.array_equal(codes, expected_codes):
-        r = _first_mismatch(codes, expected_codes)
-        found = pc.cast(table.column("type").slice(r, 1), pa.string())[0].as_py()
-        raise GISLRDataError(f"{path}: landmark types out of order at row {r}: {found!r}, "
+    types = table.column("type")
+    if types.null_count:
+        raise GISLRDataError(f"{path}: column 'type' has {types.null_count} missing value(s)")
+    types = pc.dictionary_encode(types.combine_chunks())         # a no-op on the data path
+    names = types.dictionary.to_pylist()       # compared as dictionary indices: -1 matches no row
+    expected = np.array([names.index(t) if t in names else -1 for t in TYPE_ORDER])[ROW_TYPE_CODES]
+    codes = types.indices.to_numpy().reshape(n_frames, N_ROWS)
+    if not (codes == expected).all():
+        r = _first_mismatch(codes != expected)
+        raise GISLRDataError(f"{path}: landmark types out of order at row {r}: {names[codes.flat[r]]!r}, "
                              f"expected {str(ROW_TYPES[r % N_ROWS])!r}; expected {LAYOUT_RULE}")
-    lmi = _column_numpy(path, table, "landmark_index")
-    if not np.array_equal(lmi, expected_lmi):
-        r = _first_mismatch(lmi, expected_lmi)
-        raise GISLRDataError(f"{path}: landmark_index {lmi[r]} at row {r} ({ROW_TYPES[r % N_ROWS]}), "
-                             f"expected {expected_lmi[r]}; expected {LAYOUT_RULE}")
+    lmi = _column_numpy(path, table, "landmark_index").reshape(n_frames, N_ROWS)
+    if not (lmi == ROW_LANDMARK_INDEX).all():
+        r = _first_mismatch(lmi != ROW_LANDMARK_INDEX)
+        raise GISLRDataError(f"{path}: landmark_index {lmi.flat[r]} at row {r} ({ROW_TYPES[r % N_ROWS]}), "
+                             f"expected {ROW_LANDMARK_INDEX[r % N_ROWS]}; expected {LAYOUT_RULE}")
 
 
-def _xyz(table: pa.Table) -> np.ndarray:
-    """x, y, z columns -> float32 ``[rows, 3]``, nulls as NaN."""
-    n = table.num_rows
-    out = np.empty((n, N_DIMS), dtype=np.float32)
-    for i, name in enumerate(("x", "y", "z")):
-        out[:, i] = table.column(name).to_numpy()
-    return out
+def _first_mismatch(wrong: np.ndarray) -> int:
+    return int(np.flatnonzero(wrong)[0])
 
 
-def check_finite(path, xyz: np.ndarray) -> None:
-    """NaN marks a missing landmark; +-inf in `xyz` (``[rows, 3]``, rows in the file's order) is
-    a GISLRDataError naming `path` (the file or the clip; None: no name), the number of such
-    values and the first frame and landmark (``np.nan_to_num`` would make them 3.4e38)."""
+def check_coordinates(source, xyz: np.ndarray) -> None:
+    """The rule for coordinate values, shared by files and arrays: NaN marks a missing landmark;
+    +-inf, and finite values beyond +-`COORDINATE_BOUND` (1,000; where the bound comes from: see
+    the constant), are a GISLRDataError naming `source` (the file or the clip; None: no name),
+    the number of such values, the first frame and landmark and its value. `xyz` is ``[rows, 3]``,
+    rows in the file's order, in its own dtype (so that 1e300 in a float64 file is "too large",
+    not the infinity float32 would make of it). `load_frames` and `preprocessing.check_clip`
+    (`preprocess`, `export.tflite_predict`) apply it. Chapter 1."""
+    bad = np.abs(xyz) > COORDINATE_BOUND                    # NaN: False
+    if not bad.any():
+        return
     inf = np.isinf(xyz)
-    if inf.any():
-        rows = np.flatnonzero(inf.reshape(len(xyz), -1).any(axis=1))
-        r = int(rows[0])
-        frame, lm = divmod(r, N_ROWS)
-        where = "" if path is None else f"{path}: "
-        raise GISLRDataError(f"{where}{int(inf.sum())} infinite coordinate value(s), the first "
-                             f"in frame #{frame}, landmark {lm} ({ROW_TYPES[lm]} "
-                             f"{ROW_LANDMARK_INDEX[lm]}); coordinates must be finite or "
-                             "missing (NaN/null)")
+    bad, what = ((inf, "infinite coordinate value(s)") if inf.any()
+                 else (bad, f"coordinate value(s) beyond +-{COORDINATE_BOUND:g} (too large)"))
+    r = int(np.flatnonzero(bad.any(axis=1))[0])
+    frame, lm = divmod(r, N_ROWS)
+    value = xyz[r][bad[r]][0]
+    where = "" if source is None else f"{source}: "
+    raise GISLRDataError(f"{where}{int(bad.sum())} {what}, the first in frame #{frame}, landmark {lm} "
+                         f"({ROW_TYPES[lm]} {ROW_LANDMARK_INDEX[lm]}): {value:g}; {COORDINATE_RULE}")
+
+
+def _xyz(path, table: pa.Table) -> np.ndarray:
+    """x, y, z columns -> float32 ``[rows, 3]``, nulls as NaN, values checked (`check_coordinates`)
+    as stored (float64) before they are rounded to float32."""
+    xyz = np.column_stack([table.column(name).to_numpy() for name in ("x", "y", "z")])
+    check_coordinates(path, xyz)
+    return xyz.astype(np.float32, copy=False)
 
 
 def load_frames(path) -> np.ndarray:
@@ -268,102 +204,29 @@ def load_frames(path) -> np.ndarray:
     inside a 543-row block (rows out of order), frames out of order (**frame numbers must
     increase**: a file is never re-sorted, it is an error) or repeated (duplicate rows),
     landmark types or indices out of the fixed order (face, left_hand, pose, right_hand;
-    landmark_index ascending), and infinite coordinates. ``row_id`` is not read (it repeats
-    frame, type and index); :func:`validate_file` checks it too. Chapter 1 shows the array.
+    landmark_index ascending), infinite coordinates and coordinates beyond +-1,000
+    (:func:`check_coordinates`). ``row_id`` is not read (it repeats frame, type and index);
+    :func:`validate_file` checks it too. The one reader of the data path: `preprocessing`'s
+    `preprocess_files` and `prepare_dataset`, and so every chapter, start here. Chapter 1 shows
+    the array.
     """
-    table, n_frames = read_checked(path)
-    out = _xyz(table)
-    check_finite(path, out)
-    return out.reshape(n_frames, N_ROWS, N_DIMS)
-
-
-# Column chunks of `type` and `landmark_index` (their bytes as stored: dictionary page and data
-# pages) that decoded to the fixed layout. Decoding is a function of these bytes, so a file whose
-# chunks are byte-identical to such a chunk has the fixed layout too, and its two columns need
-# no decoding. The Kaggle files were all written alike: their chunks depend only on the number
-# of frames (36 different pairs among the 84 files of the real sample), so nearly every file
-# of a data set hits. Bounded; a miss costs one decode and check, as without it.
-_GOOD_CHUNKS: dict[tuple, None] = {}
-_GOOD_CHUNKS_MAX = 4096
-_LAYOUT_COLUMNS = ("type", "landmark_index")
-
-
-def _layout_chunks(path, pf, schema: pa.Schema) -> tuple | None:
-    """The raw bytes of the `type` and `landmark_index` column chunks with their physical
-    types and value counts (None for a file of several row groups: it is decoded)."""
-    md = pf.metadata
-    if md.num_row_groups != 1:
-        return None
-    rg = md.row_group(0)
-    key = []
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        for name in _LAYOUT_COLUMNS:
-            c = rg.column(schema.get_field_index(name))
-            if c.path_in_schema != name:
-                return None
-            start = c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset
-            key += [c.physical_type, c.num_values, os.pread(fd, c.total_compressed_size, start)]
-    finally:
-        os.close(fd)
-    return tuple(key)
-
-
-def read_checked(path) -> tuple[pa.Table, int]:
-    """The columns of one landmark file that the data path needs, with its number of frames,
-    after every check of :func:`load_frames` but the finiteness of x, y, z (checked on the
-    converted values). The one reader of the data path: `load_frames`, and so
-    `preprocessing.preprocess_files` and every chapter, start here.
-
-    `frame`, x, y, z are always read and `frame` always checked. `type` and `landmark_index`
-    are decoded and checked unless their stored bytes are identical to those of a file already
-    found in order (see ``_GOOD_CHUNKS``); then the table has no `type` and `landmark_index`.
-    """
-    pf = _open_data_path(path)
-    schema = pf.schema_arrow                 # built anew on every access: once
-    _check_schema(path, schema, READ_COLUMNS)
-    chunks = _layout_chunks(path, pf, schema)
-    known = chunks is not None and chunks in _GOOD_CHUNKS
-    columns = [c for c in READ_COLUMNS if not (known and c in _LAYOUT_COLUMNS)]
-    try:
-        table = pf.read(columns=columns, use_threads=False)
-    except (ValueError, pa.ArrowException, OSError) as err:
-        raise GISLRDataError(f"{path}: cannot read columns {columns} ({err})") from err
-    n_frames = _check_rows(path, table.num_rows)
-    _check_layout(path, table, n_frames)
-    if chunks is not None and not known and len(_GOOD_CHUNKS) < _GOOD_CHUNKS_MAX:
-        _GOOD_CHUNKS[chunks] = None          # checked above: in order
-    return table, n_frames
-
-
-def _first_mismatch(values: np.ndarray, expected: np.ndarray) -> int:
-    return int(np.flatnonzero(values != expected)[0])
+    table, n_frames = _read_checked(path, READ_COLUMNS, read_dictionary=["type"])
+    return _xyz(path, table).reshape(n_frames, N_ROWS, N_DIMS)
 
 
 def read_table(path) -> pa.Table:
     """Read all seven columns of one landmark file after checking it completely (see
     :func:`validate_file`); chapter 1 shows the table (``read_table(path).to_pandas()``)."""
-    pf = _open(path)
-    _check_schema(path, pf.schema_arrow, COLUMNS)
-    try:
-        table = pf.read(columns=list(COLUMNS), use_threads=False)
-    except (ValueError, pa.ArrowException, OSError) as err:
-        raise GISLRDataError(f"{path}: cannot read columns {list(COLUMNS)} ({err})") from err
-    n_frames = _check_rows(path, table.num_rows)
-    _check_layout(path, table, n_frames)
-    row_id = table.column("row_id")
-    expected_row_id = pc.binary_join_element_wise(
-        pc.cast(table.column("frame"), pa.string()), _layout(n_frames)["suffix"], "")
-    if not _all_equal(pc.cast(row_id, pa.string()), expected_row_id):
+    table, n_frames = _read_checked(path, COLUMNS)
+    row_id = pc.cast(table.column("row_id"), pa.string())
+    expected_row_id = _row_ids(table.column("frame"), n_frames)
+    if not pc.all(pc.fill_null(pc.equal(row_id, expected_row_id), False)).as_py():
         values = row_id.to_numpy(zero_copy_only=False)
         expected = expected_row_id.to_numpy(zero_copy_only=False)
-        r = _first_mismatch(values, expected)
+        r = _first_mismatch(values != expected)
         raise GISLRDataError(f"{path}: row_id {values[r]!r} at row {r}, expected {expected[r]!r} "
                              f"(format '{{frame}}-{{type}}-{{landmark_index}}')")
-    check_finite(path, _xyz(table))
+    _xyz(path, table)
     return table
 
 
@@ -372,60 +235,29 @@ def validate_file(path) -> int:
 
     The checks of :func:`load_frames` (columns and their types, empty file, rows a multiple of
     543, one frame per 543-row block, frames increasing, type and landmark_index order, finite
-    coordinates) on all seven columns, plus ``row_id == f"{frame}-{type}-{landmark_index}"`` on
-    every row. Raises :class:`GISLRDataError` naming the file, the row and the problem.
+    coordinates within the bound) on all seven columns, plus
+    ``row_id == f"{frame}-{type}-{landmark_index}"`` on every row. Raises :class:`GISLRDataError`
+    naming the file, the row and the problem.
     """
     return read_table(path).num_rows // N_ROWS
-
-
-def _all_equal(a, b) -> bool:
-    """True when two Arrow arrays are equal on every row (a null counts as different)."""
-    return bool(pc.all(pc.fill_null(pc.equal(a, b), False)).as_py())
-
-
-def _is_string_like(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 # ---------------------------------------------------------------------------------------------
 # Writing one clip
 # ---------------------------------------------------------------------------------------------
-_LAYOUT_CACHE: dict[str, object] = {"n": 0}
+_ROW_TYPE_NAMES = pa.array(ROW_TYPES.tolist())
+_ROW_LANDMARK_INDEX = pa.array(ROW_LANDMARK_INDEX)
+_ROW_ID_SUFFIX = pa.array([f"-{t}-{i}" for t, i in zip(ROW_TYPES, ROW_LANDMARK_INDEX)])
 
 
-def _layout(n_frames: int) -> dict:
-    """Cached Arrow arrays of the per-row layout for `n_frames` frames (type, landmark_index,
-    row_id suffix ``"-{type}-{landmark_index}"``), sliced zero-copy from a cache that grows."""
-    if _LAYOUT_CACHE["n"] < n_frames:
-        n = max(n_frames, 2 * _LAYOUT_CACHE["n"], 512)
-        take = pa.array(np.tile(np.arange(N_ROWS, dtype=np.int32), n))
-        suffix = pa.array([f"-{t}-{i}" for t, i in zip(ROW_TYPES, ROW_LANDMARK_INDEX)])
-        _LAYOUT_CACHE.update(
-            n=n,
-            type=pa.array(ROW_TYPES.tolist()).take(take),
-            landmark_index=pa.array(ROW_LANDMARK_INDEX).take(take),
-            suffix=suffix.take(take),
-        )
-    rows = n_frames * N_ROWS
-    return {k: _LAYOUT_CACHE[k].slice(0, rows) for k in ("type", "landmark_index", "suffix")}
+def _per_row(values: pa.Array, n_frames: int) -> pa.Array:
+    """`values` (one per row of a frame) for `n_frames` frames."""
+    return values.take(pa.array(np.tile(np.arange(N_ROWS, dtype=np.int32), n_frames)))
 
 
-_ROW_ID_CACHE: dict[str, object] = {}
-_ROW_ID_FRAMES = 1024   # row ids of frames 0..1023 are built once and sliced
-
-
-def _row_ids(first_frame: int, n_frames: int) -> pa.Array:
-    """Row ids ``"{frame}-{type}-{landmark_index}"`` of frames first_frame.. (+n_frames)."""
-    if first_frame + n_frames > _ROW_ID_FRAMES:
-        frame = pa.array(np.repeat(np.arange(first_frame, first_frame + n_frames), N_ROWS))
-        return pc.binary_join_element_wise(pc.cast(frame, pa.string()), _layout(n_frames)["suffix"], "")
-    if "row_id" not in _ROW_ID_CACHE:
-        frame = pa.array(np.repeat(np.arange(_ROW_ID_FRAMES), N_ROWS))
-        _ROW_ID_CACHE["row_id"] = pc.binary_join_element_wise(
-            pc.cast(frame, pa.string()), _layout(_ROW_ID_FRAMES)["suffix"], "")
-    return _ROW_ID_CACHE["row_id"].slice(first_frame * N_ROWS, n_frames * N_ROWS)
+def _row_ids(frame, n_frames: int) -> pa.Array:
+    """Row ids ``"{frame}-{type}-{landmark_index}"`` of the rows of `n_frames` frames."""
+    return pc.binary_join_element_wise(pc.cast(frame, pa.string()), _per_row(_ROW_ID_SUFFIX, n_frames), "")
 
 
 def landmark_table(frames, first_frame: int = 0) -> pa.Table:
@@ -433,16 +265,13 @@ def landmark_table(frames, first_frame: int = 0) -> pa.Table:
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[1:] != (N_ROWS, N_DIMS) or frames.shape[0] == 0:
         raise ValueError(f"frames must have shape [n>0, {N_ROWS}, {N_DIMS}], got {frames.shape}")
-    n = frames.shape[0]
-    first_frame = int(first_frame)
+    n, first_frame = frames.shape[0], int(first_frame)
     if first_frame < 0 or first_frame + n - 1 > np.iinfo(np.int16).max:
         raise ValueError(f"frame numbers {first_frame}..{first_frame + n - 1} do not fit int16")
-    layout = _layout(n)
     frame = pa.array(np.repeat(np.arange(first_frame, first_frame + n, dtype=np.int16), N_ROWS))
-    row_id = _row_ids(first_frame, n)
     # Real GISLR values are float32 numbers stored as float64; missing values are nulls.
     xyz = frames.reshape(-1, N_DIMS).astype(np.float32).astype(np.float64)
-    cols = [frame, row_id, layout["type"], layout["landmark_index"]]
+    cols = [frame, _row_ids(frame, n), _per_row(_ROW_TYPE_NAMES, n), _per_row(_ROW_LANDMARK_INDEX, n)]
     cols += [pa.array(xyz[:, i], type=pa.float64(), from_pandas=True) for i in range(N_DIMS)]
     return pa.Table.from_arrays(cols, schema=SCHEMA)
 
@@ -467,37 +296,57 @@ def write_landmark_file(path, frames, first_frame: int = 0) -> Path:
 # Reading a data directory
 # ---------------------------------------------------------------------------------------------
 def read_sign_map(data_dir) -> dict[str, int]:
-    """Read ``sign_to_prediction_index_map.json`` of a data directory and check it."""
+    """Read ``sign_to_prediction_index_map.json`` of a data directory: it must be the
+    competition's 250-sign map (`config.SIGN_TO_INDEX`), which the book and its model are
+    built on; ``train.csv`` may use any subset of its signs. Any other map is a GISLRDataError
+    naming the file and the first difference (chapter 1)."""
     path = Path(data_dir) / SIGN_MAP_NAME
     if not path.exists():
         raise FileNotFoundError(f"{path}: sign map not found")
     try:
         sign_map = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise GISLRDataError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(sign_map, dict) or not sign_map:
-        raise GISLRDataError(f"{path}: expected a non-empty JSON object sign -> index")
-    values = list(sign_map.values())
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise GISLRDataError(f"{path}: indices must be integers")
-    if sorted(values) != list(range(len(values))):
-        raise GISLRDataError(f"{path}: indices must be 0..{len(values) - 1}, each once")
+    if not isinstance(sign_map, dict):
+        raise GISLRDataError(f"{path}: expected a JSON object sign -> index")
+    rule = "the book needs the competition's 250-sign map (Kaggle asl-signs)"
+    for sign, index in sign_map.items():
+        if type(index) is not int or SIGN_TO_INDEX.get(sign) != index:
+            theirs = f"{sign!r} -> {SIGN_TO_INDEX[sign]}" if sign in SIGN_TO_INDEX else f"no sign {sign!r}"
+            raise GISLRDataError(f"{path}: {sign!r} -> {index!r}, the competition's map has {theirs}; {rule}")
+    missing = [s for s in SIGN_TO_INDEX if s not in sign_map]
+    if missing:
+        raise GISLRDataError(f"{path}: {len(missing)} sign(s) of the competition's map missing, the first "
+                             f"{missing[0]!r} -> {SIGN_TO_INDEX[missing[0]]}; {rule}")
     return sign_map
+
+
+def _int64_column(csv, df: pd.DataFrame, col: str) -> np.ndarray:
+    """A train.csv column of integers (written as such, within int64) -> int64 array."""
+    text = df[col].astype(str)
+    ok = np.array(text.str.fullmatch(r"\s*[+-]?\d+\s*").fillna(False), dtype=bool)
+    ok[ok] = [-2 ** 63 <= int(v) < 2 ** 63 for v in text[ok]]
+    if not ok.all():
+        r = int(np.flatnonzero(~ok)[0])
+        raise GISLRDataError(f"{csv}: column {col!r} must hold integers within int64; line {r + 2} "
+                             f"has {df[col].iloc[r]!r}")
+    return text.to_numpy(object).astype(np.int64)
 
 
 def read_clips(data_dir, signs=None) -> pd.DataFrame:
     """The clips of a GISLR data directory as a DataFrame.
 
     Columns: ``path`` (absolute str), ``participant_id`` (int), ``sequence_id`` (int), ``sign``
-    (str) and ``label`` (int, the sign's index in the directory's sign map). Rows keep the order
-    of ``train.csv`` (the original notebook's order), index 0..n-1. `signs` (optional) keeps only
-    those signs (names; each must be in the map and have clips).
+    (str) and ``label`` (int, the sign's index in the competition's sign map). Rows keep the
+    order of ``train.csv`` (the original notebook's order), index 0..n-1. `signs` (optional)
+    keeps only those signs (names; each must be in the map and have clips).
 
-    Errors name the path: missing ``train.csv`` or sign map (FileNotFoundError), missing
-    columns, non-integer ids, signs not in the map (with the csv line), a landmark file listed
-    on more than one line (with the lines: a clip must not count twice) and listed landmark
-    files that do not exist (how many, and the first ones) raise :class:`GISLRDataError`.
-    Chapter 1 uses it first.
+    Errors name the path: missing ``train.csv`` or sign map (FileNotFoundError), a sign map
+    other than the competition's (`read_sign_map`), missing columns, ids that are not integers
+    within int64 (with the csv line and column), signs not in the map (with the csv line), a
+    landmark file listed on more than one line, also through a symlink or another spelling of
+    its path (with the lines: a clip must not count twice) and listed landmark files that do not
+    exist (how many, and the first ones) raise :class:`GISLRDataError`. Chapter 1 uses it first.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -507,7 +356,7 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
         raise FileNotFoundError(f"{csv}: train.csv not found")
     sign_map = read_sign_map(data_dir)
     try:
-        df = pd.read_csv(csv)
+        df = pd.read_csv(csv, dtype={"participant_id": str, "sequence_id": str, "sign": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise GISLRDataError(f"{csv}: cannot parse ({err})") from err
     missing = [c for c in TRAIN_CSV_COLUMNS if c not in df.columns]
@@ -515,13 +364,8 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
         raise GISLRDataError(f"{csv}: missing column(s) {missing}; found {list(df.columns)}")
     if df.empty:
         raise GISLRDataError(f"{csv}: no clips listed")
-    for col in ("participant_id", "sequence_id"):
-        if not pd.api.types.is_integer_dtype(df[col]):
-            bad = pd.to_numeric(df[col], errors="coerce")
-            r = int(np.flatnonzero(bad.isna() | (bad != bad.round()))[0])
-            raise GISLRDataError(f"{csv}: column {col!r} must hold integers; line {r + 2} has "
-                                 f"{df[col].iloc[r]!r}")
-    df["sign"] = df["sign"].astype(str)
+    ids = {col: _int64_column(csv, df, col) for col in ("participant_id", "sequence_id")}
+    df = df.assign(**ids, sign=df["sign"].astype(str))
     unknown = ~df["sign"].isin(list(sign_map))
     if unknown.any():
         r = int(np.flatnonzero(unknown.to_numpy())[0])
@@ -539,28 +383,33 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
         df = df[df["sign"].isin(signs)]
     root = str(data_dir.absolute())
     paths = [os.path.join(root, p) for p in df["path"].astype(str)]
-    same = pd.Series([os.path.normpath(p) for p in paths])
-    dup = same.duplicated(keep=False).to_numpy()
-    if dup.any():   # the same clip twice would count twice in training and validation
-        lines = df.index.to_numpy()[dup] + 2            # csv line numbers (header is line 1)
-        groups = pd.Series(lines).groupby(same[dup].to_numpy(), sort=False)
-        shown = [f"{df['path'].loc[g.iloc[0] - 2]!r} on lines {', '.join(map(str, g))}"
-                 for _, g in list(groups)[:3]]
-        raise GISLRDataError(f"{csv}: {groups.ngroups} landmark file(s) listed more than once "
-                             f"({int(dup.sum())} lines): {'; '.join(shown)}; remove the "
-                             "duplicate lines")
+    _check_listed_once(csv, df, pd.Series([os.path.realpath(p) for p in paths]))
     exists = np.fromiter((os.path.isfile(p) for p in paths), dtype=bool, count=len(paths))
     if not exists.all():
         lost = [p for p, e in zip(paths, exists) if not e]
         raise GISLRDataError(f"{csv}: {len(lost)} of {len(paths)} listed landmark file(s) not found, "
                              f"e.g. {lost[:3]}")
-    return pd.DataFrame({
-        "path": pd.Series(paths, dtype=object),
-        "participant_id": df["participant_id"].to_numpy(dtype=np.int64),
-        "sequence_id": df["sequence_id"].to_numpy(dtype=np.int64),
-        "sign": pd.Series(df["sign"].to_numpy(), dtype=object),
-        "label": df["sign"].map(sign_map).to_numpy(dtype=np.int64),
-    })
+    return pd.DataFrame({"path": pd.Series(paths, dtype=object), **{c: df[c].to_numpy(np.int64) for c in ids},
+                         "sign": pd.Series(df["sign"].to_numpy(), dtype=object),
+                         "label": df["sign"].map(sign_map).to_numpy(dtype=np.int64)})
+
+
+def _check_listed_once(csv, df: pd.DataFrame, real: pd.Series) -> None:
+    """The same landmark file (`real`: resolved paths, symlinks followed) on two lines of
+    train.csv would count twice in training and validation: an error naming the lines."""
+    dup = real.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    groups: dict[str, list] = {}           # resolved path -> [(csv line, path as written), ...]
+    for line, written, key in zip(df.index[dup] + 2, df["path"].astype(str)[dup], real[dup]):
+        groups.setdefault(key, []).append((line, written))
+    shown = []
+    for items in list(groups.values())[:3]:
+        other = sorted({w for _, w in items} - {items[0][1]})
+        also = f" (one file, also listed as {', '.join(map(repr, other))})" if other else ""
+        shown.append(f"{items[0][1]!r} on lines {', '.join(str(line) for line, _ in items)}{also}")
+    raise GISLRDataError(f"{csv}: {len(groups)} landmark file(s) listed more than once ({int(dup.sum())} "
+                         f"lines): {'; '.join(shown)}; remove the duplicate lines")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -588,12 +437,8 @@ def clip_summary(clips: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     values, ties to left), ``n_hand_frames`` (frames in which the dominant hand is visible: the
     frames preprocessing keeps) and ``no_hand`` (neither hand in any frame). Reads each file
     once (chapters 1 and 2)."""
-    paths = clips["path"].tolist()
-    it = paths
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(paths, desc="clip summary", unit="clip")
-    rows = [hand_counts(load_frames(p)) for p in it]
+    paths = tqdm(clips["path"].tolist(), desc="clip summary", unit="clip", disable=not progress)
+    rows = [hand_counts(load_frames(p)) for p in paths]
     stats = pd.DataFrame(rows, index=clips.index)
     stats["no_hand"] = (stats["left_hand_values"] == 0) & (stats["right_hand_values"] == 0)
     stats = stats.drop(columns=["left_hand_values", "right_hand_values"])
@@ -622,7 +467,6 @@ def compare_summaries(summaries: dict) -> pd.DataFrame:
         other = np.where(left, s["right_hand_missing"], s["left_hand_missing"])
         table[name] = {"clips": len(s), "median frames": s["n_frames"].median(),
                        "mean frames": s["n_frames"].mean(), "max frames": s["n_frames"].max(),
-                       "frames without dominant hand": dominant.mean(),
-                       "frames without other hand": other.mean(),
+                       "frames without dominant hand": dominant.mean(), "frames without other hand": other.mean(),
                        "left-dominant clips": left.mean()}
     return pd.DataFrame(table)

@@ -43,25 +43,25 @@ The steps (raw `[n0, 543, 3]` float32, NaN where MediaPipe saw nothing):
       factor of 0, an empty sequence and a division by zero; the original graph fails
       (`InvalidArgumentError: Integer division by zero`). `preprocess` raises
       `GISLRDataError` for such clips (no real GISLR clip comes near 4096 frames).
-7. **NaN -> 0** in the frames (never in the indices, which have no NaN). An infinite value is
-   refused before step 1 (`check_clip`, the rule `export.tflite_predict` applies too): the
-   original's `nan_to_num`-like step would turn it into 3.4e38.
+7. **NaN -> 0** in the frames (never in the indices, which have no NaN). An infinite value, or
+   one beyond +-1,000 (`dataset.check_coordinates`), is refused before step 1 (`check_clip`, the
+   rule `export.tflite_predict` applies too): the original's `nan_to_num`-like step would turn
+   inf into 3.4e38, and x = 1e19 makes every probability of the model NaN.
 
 A clip whose dominant hand never appears keeps 0 frames: the original returns an all-padding
-sample (zeros, indices all -1), and so does `preprocess`. `prepare_dataset` leaves such clips
-out of the training arrays and lists them in `PreparedData.skipped` (reason
-``"no hand in any frame"``), printing a one-line report; nothing is dropped silently.
+sample (zeros, indices all -1), and so do `preprocess` and `prepare_dataset`, which keeps every
+clip of train.csv as the original pipeline does; `PreparedData.has_hand` marks the clips with a
+hand, so that training can choose to leave the others out (and say how many).
 A further quirk, explained with the model in chapter 3: after pooling, the last window's mean
 index divided by the largest index times 64 can reach 64, the position used for padding.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
 import os
 import shutil
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,23 +73,11 @@ from tqdm.auto import tqdm
 from . import dataset, runs
 from ._tf import keras, tf
 from .dataset import GISLRDataError
-from .landmarks import (
-    INPUT_SIZE,
-    LANDMARK_IDXS_LEFT_DOMINANT0,
-    LANDMARK_IDXS_RIGHT_DOMINANT0,
-    MIRROR_COLS,
-    N_COLS,
-    N_DIMS,
-    N_ROWS,
-    dominant_hand,
-)
+from .landmarks import (INPUT_SIZE, LANDMARK_IDXS_LEFT_DOMINANT0, LANDMARK_IDXS_RIGHT_DOMINANT0, MIRROR_COLS,
+                        N_COLS, N_DIMS, N_ROWS, dominant_hand)
 
 # Bump when the preprocessing's output changes: it is part of prepare_dataset's cache key.
 PREPROCESSING_VERSION = 1
-
-SKIP_NO_HAND = "no hand in any frame"
-
-_HALF = np.float32(0.5)
 _MIRROR_COLS_IDX = np.flatnonzero(MIRROR_COLS)
 
 
@@ -104,8 +92,9 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
     `frames` as a float32 `[n0, 543, 3]` array, or raises.
 
     * `ValueError`: not `[n0 > 0, 543, 3]`, or a wrong `input_size`;
-    * `GISLRDataError`: an infinite coordinate (NaN marks a missing landmark; inf would become
-      3.4e38 in step 7 and NaN in the model), or quirk 3 (more than `input_size ** 2` frames of
+    * `GISLRDataError`: an infinite coordinate or one beyond +-1,000 (`dataset.check_coordinates`,
+      the rule of the files too: NaN marks a missing landmark; inf would become 3.4e38 in step 7,
+      x = 1e19 NaN probabilities), or quirk 3 (more than `input_size ** 2` frames of
       which `input_size` to `input_size ** 2 - 1` have the dominant hand: the original fails
       with an integer division by zero, the TFLite file with "FLOOR_MOD ... Division by 0").
 
@@ -120,9 +109,8 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
                          f"got {list(frames.shape)}")
     if frames.shape[0] == 0:
         raise ValueError(f"{where}frames has 0 frames")
-    if frames.dtype != np.float32:
-        frames = frames.astype(np.float32)
-    dataset.check_finite(source, frames.reshape(-1, N_DIMS))
+    dataset.check_coordinates(source, frames.reshape(-1, N_DIMS))      # in its dtype: 1e300 is no inf
+    frames = frames.astype(np.float32, copy=False)
     if frames.shape[0] > size * size:      # rare: only such clips can meet quirk 3
         try:
             _preprocess(frames, size)
@@ -142,16 +130,15 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     Pooling (step 6) is computed without materialising the repeated and padded sequence: window
     sums come from cumulative sums over the kept frames (`_window_sums`), so the 4096-frame
     intermediate costs nothing; sums are in float64, the mean is rounded to float32.
-    Bad input (wrong shape, infinite values, quirk 3) is refused by `check_clip` first, with the
-    same message `export.tflite_predict` gives.
+    Bad input (wrong shape, infinite or too large values, quirk 3) is refused by `check_clip`
+    first, with the same message `export.tflite_predict` gives.
     """
     frames = check_clip(frames, input_size)
     return _preprocess(frames, _check_input_size(input_size))
 
 
-
 def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """`preprocess` without the input checks: `frames` float32 `[n0 > 0, 543, 3]`, no inf."""
+    """`preprocess` without the input checks: `frames` float32 `[n0 > 0, 543, 3]`, coordinates checked."""
     n0 = frames.shape[0]
     # 1. dominant hand (landmarks.dominant_hand: more non-NaN values over the clip; ties -> left)
     hands = dominant_hand(frames)
@@ -168,7 +155,7 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     # 4. mirror right-dominant clips: x -> 0.5 + (x - 0.5) * -1 for hand and pose.
     if not left_dominant:
         x = data[:, _MIRROR_COLS_IDX, 0]
-        data[:, _MIRROR_COLS_IDX, 0] = _HALF + (x - _HALF) * np.float32(-1.0)
+        data[:, _MIRROR_COLS_IDX, 0] = np.float32(0.5) + (x - np.float32(0.5)) * np.float32(-1.0)
 
     # 5. short clips: pad with zeros / -1 at the end.
     if n < size:
@@ -188,7 +175,7 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
             "with an integer division by zero"
         )
     # 6b. padding arithmetic of the original.
-    pool_size = length // size + (1 if length % size > 0 else 0)
+    pool_size = -(-length // size)                                   # ceil(length / size)
     pad_size = pool_size * size - length if pool_size == 1 else (pool_size * size) % length
     pad_left = pad_size // 2 + size // 2
     window = pool_size + 1
@@ -264,19 +251,11 @@ class PreprocessLayer(keras.layers.Layer):
         self._mirror_sign = tf.constant(np.where(correction != 0, -1.0, 1.0).astype(np.float32))
 
     def get_config(self):
-        config = super().get_config()
-        config.update(input_size=self.input_size)
-        return config
+        return {**super().get_config(), "input_size": self.input_size}
 
     def compute_output_spec(self, inputs):
         return (keras.KerasTensor((self.input_size, N_COLS, N_DIMS), dtype="float32"),
                 keras.KerasTensor((self.input_size,), dtype="float32"))
-
-    @staticmethod
-    def _pad_edge(t, repeats, side):
-        if side == "LEFT":
-            return tf.concat((tf.repeat(t[:1], repeats=repeats, axis=0), t), axis=0)
-        return tf.concat((t, tf.repeat(t[-1:], repeats=repeats, axis=0)), axis=0)
 
     @tf.function(input_signature=(tf.TensorSpec(shape=[None, N_ROWS, N_DIMS], dtype=tf.float32),))
     def call(self, data0):
@@ -309,21 +288,16 @@ class PreprocessLayer(keras.layers.Layer):
                 idxs = tf.repeat(idxs, repeats=repeats, axis=0)
             # 6b. padding arithmetic of the original
             length = tf.shape(data)[0]
-            pool_size = tf.math.floordiv(length, size)
-            if tf.math.floormod(length, size) > 0:
-                pool_size += 1
+            pool_size = tf.math.floordiv(length + size - 1, size)              # ceil(length / size)
             if pool_size == 1:
                 pad_size = (pool_size * size) - length
             else:
                 pad_size = tf.math.floormod(pool_size * size, length)
             pad_left = tf.math.floordiv(pad_size, 2) + size // 2
-            pad_right = tf.math.floordiv(pad_size, 2) + size // 2
-            if tf.math.floormod(pad_size, 2) > 0:
-                pad_right += 1
-            data = self._pad_edge(data, pad_left, "LEFT")
-            data = self._pad_edge(data, pad_right, "RIGHT")
-            idxs = self._pad_edge(idxs, pad_left, "LEFT")
-            idxs = self._pad_edge(idxs, pad_right, "RIGHT")
+            pad_right = pad_left + tf.math.floormod(pad_size, 2)         # one more when pad_size is odd
+            # copies of the first frame in front, of the last frame behind (the original's _pad_edge)
+            data, idxs = (tf.concat((tf.repeat(t[:1], pad_left, axis=0), t, tf.repeat(t[-1:], pad_right, axis=0)),
+                                    axis=0) for t in (data, idxs))
             # 6c. nanmean over 64 windows, written with builtin ops
             data = tf.reshape(data, [size, -1, N_COLS, N_DIMS])
             idxs = tf.reshape(idxs, [size, -1])
@@ -366,7 +340,7 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
     the time spent, and threads need no process start-up nor copies of the results
     (`benchmarks/preprocess.py` compares this with the original one-file-at-a-time path).
     Every file goes through `dataset.load_frames`, so every check of the data path applies
-    (columns, row count, layout and frame order, finite values; `check_clip`'s rule, quirk 3
+    (columns, row count, layout and frame order, coordinates; `check_clip`'s rule, quirk 3
     included): the first bad file stops the run with a `GISLRDataError` naming it.
     `progress` shows a tqdm bar. `prepare_dataset` calls it.
     """
@@ -378,43 +352,59 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1 (or None for all cores)")
-    bar = tqdm(total=n, desc="preprocessing", unit="file", disable=not progress or n == 0)
 
-    def work(chunk):                 # threads write disjoint rows of the shared arrays
-        for i in chunk:
-            X[i], IDX[i] = _preprocess_path(paths[i], size)
-        return len(chunk)
+    def work(i):                     # threads write disjoint rows of the shared arrays
+        X[i], IDX[i] = _preprocess_path(paths[i], size)
 
-    step = max(1, min(64, n // (8 * workers)))
-    chunks = [range(i, min(i + step, n)) for i in range(0, n, step)]
+    ex = ThreadPoolExecutor(max_workers=workers)
     try:
-        if workers == 1 or len(chunks) <= 1:
-            for chunk in chunks:
-                bar.update(work(chunk))
-        else:
-            ex = ThreadPoolExecutor(max_workers=min(workers, len(chunks)))
-            try:
-                for done in ex.map(work, chunks):
-                    bar.update(done)
-            finally:  # on an error (or Ctrl-C) do not wait for the files still queued
-                ex.shutdown(wait=True, cancel_futures=True)
-    finally:
-        bar.close()
+        with tqdm(total=n, desc="preprocessing", unit="file", disable=not progress or n == 0) as bar:
+            for _ in ex.map(work, range(n)):    # in order: the first bad file stops the run
+                bar.update()
+    finally:  # on an error (or Ctrl-C) do not wait for the files still queued
+        ex.shutdown(wait=True, cancel_futures=True)
     return X, IDX
 
 
 # ----------------------------------------------------------------------------------------------
 # A whole data set, cached
 
+_ARRAYS = ("X", "idxs", "y", "participant_id", "sequence_id")
 
-@dataclass
+
+def _feed(h, a) -> None:
+    """Hash an array's dtype, shape and bytes into `h`, 16 MB at a time (no copy of a memory map)."""
+    a = np.asarray(a)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    step = max(1, (1 << 24) // max(1, a[:1].nbytes))
+    for i in range(0, len(a), step):
+        h.update(np.ascontiguousarray(a[i:i + step]))
+
+
+def content_key(X, idxs, y, participant_id, sequence_id) -> str:
+    """16 hex digits of the SHA-256 of the five arrays' dtype, shape and bytes, in this order:
+    the identity of a prepared data set (`PreparedData.key`)."""
+    h = hashlib.sha256()
+    for a in (X, idxs, y, participant_id, sequence_id):
+        _feed(h, a)
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
 class PreparedData:
     """A preprocessed data set (see `prepare_dataset`); chapters 2-5 use it.
 
-    `X [n, 64, 66, 3]`, `idxs [n, 64]` (non_empty_frame_idxs), `y [n]` int32 labels,
-    `participant_id` and `sequence_id [n]`, `clips` (the kept clips' rows of `read_clips`, in
-    the order of the arrays), `skipped` (the clips left out, with a `reason` column) and
-    `cache_dir` (where the arrays are stored).
+    `X [n, 64, 66, 3]` float32, `idxs [n, 64]` float32 (non_empty_frame_idxs), `y [n]` int32
+    labels, `participant_id` and `sequence_id [n]` int64, `clips` (`dataset.read_clips`'s table,
+    in the order of the arrays: every clip of train.csv) and `cache_dir` (where the arrays are
+    stored; None for one built by hand). Frozen (`dataclasses.replace` makes a changed copy);
+    arrays from the cache are read-only.
+
+    `key` is the data set's identity: `content_key` of the five arrays. Arrays prepared again
+    from the same files (touched, moved, re-mounted) have the same key; training and the run
+    manifests use it. It is stored with the cache (no hashing); for a PreparedData built by hand
+    or with `dataclasses.replace` it is hashed on first use. `has_hand` (bool [n]) is False for
+    the clips whose dominant hand never appears (all padding, first index -1).
     """
 
     X: np.ndarray
@@ -423,53 +413,87 @@ class PreparedData:
     participant_id: np.ndarray
     sequence_id: np.ndarray
     clips: pd.DataFrame
-    skipped: pd.DataFrame
-    cache_dir: Path
+    cache_dir: Path | None = None
 
-    def summary(self) -> str:
-        """One line: clips kept, clips skipped and why, where the arrays are cached."""
-        text = f"{len(self.clips)} clips kept, {len(self.skipped)} skipped"
-        if len(self.skipped):
-            reasons = self.skipped["reason"].value_counts()
-            text += " (" + ", ".join(f"{reason}: {count}" for reason, count in reasons.items()) + ")"
-        return text + f"; X {list(self.X.shape)}; cache {self.cache_dir}"
+    @functools.cached_property
+    def key(self) -> str:
+        return content_key(*(getattr(self, name) for name in _ARRAYS))
+
+    @property
+    def has_hand(self) -> np.ndarray:
+        return np.asarray(self.idxs[:, 0]) != -1
 
     def __repr__(self) -> str:
-        return f"PreparedData({self.summary()})"
+        return (f"PreparedData({len(self.y)} clips, {int((~self.has_hand).sum())} without a hand (all "
+                f"padding); X {list(self.X.shape)}; cache {self.cache_dir})")
 
 
-def _cache_key(data_dir: Path, clips: pd.DataFrame, input_size: int) -> str:
-    """Hash of everything the prepared arrays depend on (see `prepare_dataset`)."""
-    h = hashlib.sha256()
-    h.update(f"preprocessing v{PREPROCESSING_VERSION} input_size {input_size}\n".encode())
-    for name in ("train.csv", "sign_to_prediction_index_map.json"):
-        p = data_dir / name
-        h.update(name.encode() + b"\n" + (p.read_bytes() if p.exists() else b"<absent>") + b"\n")
+def _inputs_key(data_dir: Path, clips: pd.DataFrame, input_size: int) -> str:
+    """Hash of what the arrays are made from (see `prepare_dataset`)."""
+    h = hashlib.sha256(f"preprocessing v{PREPROCESSING_VERSION} input_size {input_size}\n".encode())
+    for name in ("train.csv", dataset.SIGN_MAP_NAME):
+        h.update(name.encode() + b"\n" + (data_dir / name).read_bytes() + b"\n")
     for path in clips["path"]:
         st = os.stat(path)
-        h.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        h.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
-_ARRAYS = ("X", "idxs", "y", "participant_id", "sequence_id")
+def _load_cache(cache_dir: Path, mmap: bool, clips: pd.DataFrame) -> PreparedData | str:
+    """The arrays stored in `cache_dir`, or what is wrong with them (a file and why)."""
+    meta = runs.read_manifest(cache_dir / "meta.json")
+    if meta is None or meta.get("key") != cache_dir.name or len(clips) != meta.get("n_clips"):
+        return f"{cache_dir / 'meta.json'} is missing, unreadable or not of this data set"
+    arrays = {}
+    for name in _ARRAYS:
+        path = cache_dir / f"{name}.npy"
+        try:
+            arrays[name] = a = np.load(path, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError, EOFError) as err:
+            return f"{path} is missing or damaged ({type(err).__name__}: {err})"
+        if [a.dtype.str, list(a.shape)] != meta["arrays"][name]:
+            return f"{path} holds {a.dtype} {list(a.shape)}, expected {meta['arrays'][name]}"
+        a.flags.writeable = False
+    data = PreparedData(**arrays, clips=clips, cache_dir=cache_dir)
+    data.__dict__["key"] = meta["key"]        # `key` (a cached_property) as stored: no hashing
+    return data
 
 
-def _load_cache(cache_dir: Path, mmap: bool = False) -> PreparedData | None:
-    if not (cache_dir / "meta.json").exists():
-        return None
-    arrays = {name: np.load(cache_dir / f"{name}.npy", mmap_mode="r" if mmap else None)
-              for name in _ARRAYS}
-    clips = pd.read_csv(cache_dir / "clips.csv")
-    skipped = pd.read_csv(cache_dir / "skipped.csv")
-    return PreparedData(**arrays, clips=clips, skipped=skipped, cache_dir=cache_dir)
+# Clips preprocessed per chunk by prepare_dataset (4,096 clips: about 200 MB of float32).
+PREPARE_CHUNK = 4096
 
 
-def _report_skipped(skipped: pd.DataFrame) -> None:
-    if len(skipped):
-        first = ", ".join(Path(p).name for p in skipped["path"].head(3))
-        more = ", ..." if len(skipped) > 3 else ""
-        print(f"prepare_dataset: skipped {len(skipped)} of the clips, {SKIP_NO_HAND!r} "
-              f"({first}{more}); see PreparedData.skipped")
+def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progress) -> str:
+    """Preprocess every clip into `folder` (.npy files, clips.csv, then meta.json); returns the
+    content key, hashed from the chunks as they are written (no second pass over X).
+
+    `PREPARE_CHUNK` clips at a time (`preprocess_files`), each chunk written into X.npy through a
+    memory map of the file (`np.lib.format.open_memmap` writes its header) that is closed again:
+    memory for one chunk, whatever the size of the data set (4.8 GB for GISLR)."""
+    n = len(clips)
+    X = np.lib.format.open_memmap(folder / "X.npy", "w+", np.float32, (n, size, N_COLS, N_DIMS))
+    idxs = np.empty((n, size), np.float32)
+    h = hashlib.sha256(f"{X.dtype.str}{X.shape}".encode())    # = content_key's order
+    with tqdm(total=n, desc="preprocessing", unit="file", disable=not progress) as bar:
+        for start in range(0, n, PREPARE_CHUNK):
+            xc, idxs[start:start + PREPARE_CHUNK] = preprocess_files(
+                clips["path"].iloc[start:start + PREPARE_CHUNK], workers=workers, progress=False,
+                input_size=size)
+            np.load(folder / "X.npy", mmap_mode="r+")[start:start + len(xc)] = xc   # mapped, then closed
+            h.update(xc)
+            bar.update(len(xc))
+    arrays = {"X": X, "idxs": idxs, "y": clips["label"].to_numpy(np.int32),
+              "participant_id": clips["participant_id"].to_numpy(np.int64),
+              "sequence_id": clips["sequence_id"].to_numpy(np.int64)}
+    for name in _ARRAYS[1:]:
+        np.save(folder / f"{name}.npy", arrays[name])
+        _feed(h, arrays[name])
+    key = h.hexdigest()[:16]
+    clips.to_csv(folder / "clips.csv", index=False)
+    meta = dict(key=key, n_clips=n, input_size=size, preprocessing_version=PREPROCESSING_VERSION,
+                arrays={name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()})
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    return key
 
 
 def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
@@ -477,135 +501,52 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
                     mmap: bool = False) -> PreparedData:
     """Preprocess every clip of a GISLR data directory, cached; returns a `PreparedData`.
 
-    The clip table is `dataset.read_clips(data_dir)`; the arrays come from `preprocess_files`.
-    Clips whose dominant hand never appears (all-padding samples, see the module docstring) are
-    left out of the arrays and listed in `skipped` with reason ``"no hand in any frame"``; a
-    one-line report is printed when there are any.
+    The clip table is `dataset.read_clips(data_dir)`; the arrays come from `preprocess_files`,
+    one row per line of train.csv: a clip whose dominant hand never appears is an all-padding
+    row (zeros, indices -1) as in the original, marked by `PreparedData.has_hand`. Nothing is
+    printed (`progress=True`: a tqdm bar).
 
-    The result is stored under `<artifacts_dir>/prepared/<key>/` (X.npy, idxs.npy, y.npy,
-    participant_id.npy, sequence_id.npy, clips.csv, skipped.csv, meta.json) and loaded from
-    there while `<key>` is unchanged. The key hashes train.csv and the sign map (their bytes),
-    the size and modification time of every listed file, `input_size` and
-    `PREPROCESSING_VERSION`: editing, replacing or touching any input prepares the set anew.
-    `artifacts_dir=None` means `config.DEFAULT_ARTIFACTS_DIR`. `mmap=True` opens cached arrays as
-    read-only memory maps (the full competition set is about 4.8 GB). Chapters 2-5 use it.
+    Cache (one sentence: the arrays are made once per content and found again from their
+    inputs): the arrays are stored under `<artifacts_dir>/prepared/<key>/` (X.npy, idxs.npy,
+    y.npy, participant_id.npy, sequence_id.npy, clips.csv, meta.json written last), `<key>`
+    being `PreparedData.key`, the hash of the arrays' contents; `<artifacts_dir>/prepared/inputs/
+    <inputs key>.json` points to it from a hash of the inputs: `PREPROCESSING_VERSION`,
+    `input_size`, the bytes of train.csv and the sign map and every listed file's path, size,
+    modification time and change time (``st_ctime_ns``, which no user can set back: an edit
+    that keeps size and modification time is still seen). A touched, edited, moved or
+    re-mounted input is prepared again; identical arrays get the same key, and what was made
+    from them (statistics, runs) is still found. A damaged cache (a deleted or truncated file,
+    an unreadable meta.json) is rebuilt, with one line naming the file. Writes are atomic
+    (a temporary folder renamed; temporaries of killed runs are removed, `runs`).
 
-    Memory: the arrays are assembled `PREPARE_CHUNK` clips at a time and written straight into
-    the cache files (`_assemble_arrays`), then loaded from there (in full, or mapped with
-    `mmap=True`), so preparing needs one chunk's memory (about 200 MB) beyond the result.
+    `artifacts_dir=None` means `config.DEFAULT_ARTIFACTS_DIR`. `mmap=True` opens the arrays as
+    read-only memory maps (the full competition set is about 4.8 GB). Memory while preparing:
+    one chunk of `PREPARE_CHUNK` clips (about 200 MB) beyond the result; X is written through a
+    memory map, whose written pages the kernel counts in VmRSS until it writes them out.
+    Chapters 2-5 use it.
     """
     from .config import DEFAULT_ARTIFACTS_DIR
 
     size = _check_input_size(input_size)
     data_dir = Path(data_dir)
-    artifacts_dir = Path(DEFAULT_ARTIFACTS_DIR if artifacts_dir is None else artifacts_dir)
-    clips = dataset.read_clips(data_dir).reset_index(drop=True)
-    key = _cache_key(data_dir, clips, size)
-    cache_dir = artifacts_dir / "prepared" / key
-    cached = _load_cache(cache_dir, mmap)
-    if cached is not None:
-        _report_skipped(cached.skipped)
-        return cached
-
-    # The arrays are written to .npy files in a temporary folder PREPARE_CHUNK clips at a time
-    # (memory: one chunk, whatever the size of the data set), then the folder is renamed: an
-    # interrupted run leaves no half cache; what killed runs left behind is removed first.
-    runs.clean_stale_temporaries(cache_dir.parent)
-    tmp = runs.temp_path(cache_dir)
+    root = Path(DEFAULT_ARTIFACTS_DIR if artifacts_dir is None else artifacts_dir) / "prepared"
+    clips = dataset.read_clips(data_dir)
+    lookup = root / "inputs" / f"{_inputs_key(data_dir, clips, size)}.json"
+    if (record := runs.read_manifest(lookup)) is not None:
+        cached = _load_cache(root / str(record.get("key")), mmap, clips)
+        if isinstance(cached, PreparedData):
+            return cached
+        print(f"prepare_dataset: {cached}; preparing the data set again")
+    for folder in (root, root / "inputs"):
+        runs.clean_stale_temporaries(folder)
+    tmp = runs.temp_path(root / "new")
     tmp.mkdir(parents=True)
     try:
-        keep = _assemble_arrays(clips["path"], tmp, workers=workers, progress=progress,
-                                input_size=size)
-        skipped = clips[~keep].assign(reason=SKIP_NO_HAND).reset_index(drop=True)
-        kept = clips[keep].reset_index(drop=True)
-        np.save(tmp / "y.npy", kept["label"].to_numpy(np.int32))
-        np.save(tmp / "participant_id.npy", kept["participant_id"].to_numpy(np.int64))
-        np.save(tmp / "sequence_id.npy", kept["sequence_id"].to_numpy(np.int64))
-        kept.to_csv(tmp / "clips.csv", index=False)
-        skipped.to_csv(tmp / "skipped.csv", index=False)
-        meta = dict(key=key, data_dir=str(data_dir), n_clips=len(clips), n_kept=len(kept),
-                    n_skipped=len(skipped), input_size=size,
-                    preprocessing_version=PREPROCESSING_VERSION)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        try:
-            tmp.rename(cache_dir)
-        except OSError:          # another process prepared the same key meanwhile: keep theirs
-            if not (cache_dir / "meta.json").exists():
-                raise
+        key = _write_arrays(tmp, clips, size, workers, progress)
+        cache_dir = root / key
+        shutil.rmtree(cache_dir, ignore_errors=True)      # a damaged (or identical) older copy
+        os.replace(tmp, cache_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = _load_cache(cache_dir, mmap)
-    _report_skipped(result.skipped)
-    return result
-
-
-# Clips preprocessed per chunk by prepare_dataset (4,096 clips: about 200 MB of float32).
-PREPARE_CHUNK = 4096
-
-
-def _assemble_arrays(paths, out_dir: Path, workers=None, progress=True,
-                     input_size: int = INPUT_SIZE) -> np.ndarray:
-    """Preprocess `paths` into ``out_dir/X.npy`` and ``out_dir/idxs.npy``; returns `keep` [n].
-
-    `PREPARE_CHUNK` clips at a time (`preprocess_files`); each chunk's clips with a hand are
-    appended to the .npy files (headers written first for all `n` clips), clips with no hand in
-    any frame (first index -1) are left out (`keep` is False for them) and the headers are set
-    to the kept rows at the end (`_truncate_npy`). The files are identical to ``np.save`` of
-    the kept rows. Memory: one chunk's arrays, not the whole set's (4.8 GB for GISLR), and no
-    memory map whose written pages would count as the process's memory.
-    """
-    paths = [str(p) for p in paths]
-    n = len(paths)
-    files = {}
-    for name, shape in (("X", (n, input_size, N_COLS, N_DIMS)), ("idxs", (n, input_size))):
-        files[name] = f = open(out_dir / f"{name}.npy", "wb")
-        np.lib.format.write_array_header_1_0(
-            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                "fortran_order": False, "shape": shape})
-    keep = np.zeros(n, dtype=bool)
-    bar = tqdm(total=n, desc="preprocessing", unit="file", disable=not progress or n == 0)
-    try:
-        for start in range(0, n, PREPARE_CHUNK):
-            xc, ic = preprocess_files(paths[start:start + PREPARE_CHUNK], workers=workers,
-                                      progress=False, input_size=input_size)
-            ok = ic[:, 0] >= 0   # no kept frame <=> the first index is padding (-1)
-            files["X"].write(np.ascontiguousarray(xc[ok] if not ok.all() else xc).data)
-            files["idxs"].write(np.ascontiguousarray(ic[ok] if not ok.all() else ic).data)
-            keep[start:start + len(ok)] = ok
-            bar.update(len(ok))
-    finally:
-        bar.close()
-        for f in files.values():
-            f.close()
-    n_kept = int(keep.sum())
-    if n_kept < n:
-        _truncate_npy(out_dir / "X.npy", n_kept)
-        _truncate_npy(out_dir / "idxs.npy", n_kept)
-    return keep
-
-
-def _truncate_npy(path: Path, n_rows: int) -> None:
-    """Keep the first `n_rows` rows of a C-ordered .npy file in place (header and size)."""
-    with open(path, "r+b") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        offset = f.tell()
-        if fortran or not 0 <= n_rows <= shape[0]:
-            raise ValueError(f"{path}: cannot cut a {list(shape)} array to {n_rows} rows")
-        new_shape = (n_rows, *shape[1:])
-        text = ("{'descr': %r, 'fortran_order': False, 'shape': %r, }"
-                % (np.lib.format.dtype_to_descr(dtype), new_shape))
-        size_fmt = "<H" if version == (1, 0) else "<I"
-        room = offset - len(np.lib.format.magic(*version)) - struct.calcsize(size_fmt)
-        header = text.ljust(room - 1).encode("latin1") + b"\n"  # same length as before
-        buf = io.BytesIO()
-        buf.write(np.lib.format.magic(*version))
-        buf.write(struct.pack(size_fmt, room))
-        buf.write(header)
-        assert len(buf.getvalue()) == offset
-        f.seek(0)
-        f.write(buf.getvalue())
-        f.truncate(offset + n_rows * int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
+    runs.write_text(lookup, json.dumps({"key": key}))
+    return _load_cache(cache_dir, mmap, clips)

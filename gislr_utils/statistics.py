@@ -37,20 +37,15 @@ def _check_X(X) -> np.ndarray:
 
 def _chunks(X, rows=None):
     """Float64 x, y of a few thousand clips at a time, as [frames, 66, 2]; with `rows`, of the
-    clips `X[rows]` in that order, read a chunk at a time (the same chunks as `X[rows]` gives)."""
-    if rows is not None and X.ndim != 4:
-        X, rows = X[rows], None
-    if X.ndim != 4:                      # [..., 66, d]: chunk over flattened frames
-        X, step = X.reshape(-1, *X.shape[-2:]), _CHUNK * 64
-    else:                                # [n, 64, 66, d] (possibly a memmap): chunk over clips
-        step = _CHUNK
+    clips `X[rows]` in that order, read a chunk at a time (the same chunks as `X[rows]` gives).
+    `[n, 64, 66, d]` (possibly a memory map) is cut into `_CHUNK` clips, other shapes
+    `[..., 66, d]` into `_CHUNK * 64` frames."""
+    if X.ndim != 4:
+        X, rows = (X if rows is None else X[rows]).reshape(-1, *X.shape[-2:]), None
+    step = _CHUNK if X.ndim == 4 else _CHUNK * 64
     for start in range(0, len(X) if rows is None else len(rows), step):
-        if rows is None:
-            chunk = X[start:start + step, ..., :STAT_DIMS]
-        else:
-            chunk = X[rows[start:start + step]][..., :STAT_DIMS]
-        chunk = np.asarray(chunk, dtype=np.float64)
-        yield chunk.reshape(-1, N_COLS, STAT_DIMS)
+        part = slice(start, start + step) if rows is None else rows[start:start + step]
+        yield np.asarray(X[part][..., :STAT_DIMS], np.float64).reshape(-1, N_COLS, STAT_DIMS)
 
 
 def compute_stats(X, rows=None) -> dict[str, np.ndarray]:
@@ -70,20 +65,16 @@ def compute_stats(X, rows=None) -> dict[str, np.ndarray]:
     if rows is not None:
         rows = np.asarray(rows)
         if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
-            raise ValueError(f"rows must be a 1-D array of integer indices, got {rows.dtype} "
-                             f"{list(rows.shape)}")
-    count = np.zeros((N_COLS, STAT_DIMS))
-    total = np.zeros((N_COLS, STAT_DIMS))
+            raise ValueError(f"rows must be a 1-D array of integer indices, got {rows.dtype} {list(rows.shape)}")
+    count, total, squares = (np.zeros((N_COLS, STAT_DIMS)) for _ in range(3))
     for v in _chunks(X, rows):
         if np.isnan(v).any():
             raise ValueError("X contains NaN: compute statistics on preprocessed arrays "
                              "(preprocessing.preprocess turns NaN into 0)")
-        mask = v != 0
-        count += mask.sum(axis=0)
+        count += (v != 0).sum(axis=0)
         total += v.sum(axis=0)           # zeros add nothing
     present = count > 0
     mean = np.divide(total, count, out=np.zeros_like(total), where=present)
-    squares = np.zeros((N_COLS, STAT_DIMS))
     for v in _chunks(X, rows):
         squares += np.where(v != 0, (v - mean) ** 2, 0.0).sum(axis=0)
     std = np.sqrt(np.divide(squares, count, out=np.ones_like(squares), where=present))

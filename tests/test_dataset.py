@@ -1,6 +1,8 @@
 """Tests of gislr_utils.dataset: reading, validating and writing GISLR files."""
 import io
 import json
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -308,32 +310,68 @@ def test_infinite_coordinates_are_refused(tmp_path, value):
                         r"\(face 57\)")
 
 
-def test_layout_memo_skips_decoding_identical_chunks_but_never_a_check(tmp_path):
-    """read_checked decodes `type` and `landmark_index` only when their stored bytes differ
-    from those of a file already found in order; `frame` is always checked."""
-    dataset._GOOD_CHUNKS.clear()
+def _real_with(tmp_path, name, *changes):
+    """The genuine file with `(column, rows, value)` changes, written as `name`."""
+    table = _real_table()
+    for column, rows, value in changes:
+        v = table.column(column).to_numpy(zero_copy_only=False).copy()
+        v[rows] = value
+        table = table.set_column(table.column_names.index(column), column, pa.array(v, from_pandas=True))
+    return _write_table(tmp_path / name, table)
+
+
+@pytest.mark.parametrize("value", [1e19, -1e19, 1e300, 1000.5])
+def test_coordinates_beyond_the_bound_are_refused(tmp_path, value):
+    """Issue 19: x = 1e19 on two landmarks of a real clip made every probability NaN, and 1e300
+    in a float64 file was reported as an infinite value (float32 makes inf of it)."""
+    path = _real_with(tmp_path, "big.parquet", ("x", [600, 700], value))
+    _expect_error(path, rf"2 coordinate value\(s\) beyond \+-1000 \(too large\), the first in frame #1, "
+                        rf"landmark 57 \(face 57\): {re.escape(f'{value:g}')}; "
+                        r"coordinates must be finite and within \+-1000 \(MediaPipe's normalised image "
+                        r"coordinates; the largest \|value\| in 84 real GISLR clips is 3.85\)")
+    with pytest.raises(GISLRDataError) as err:
+        load_frames(path)
+    assert "infinite" not in str(err.value)
+    # inf and a large value: the infinite one is reported (as before)
+    path = _real_with(tmp_path, "both.parquet", ("z", [543 * 3], np.inf), ("x", [5], value))
+    _expect_error(path, r"1 infinite coordinate value\(s\), the first in frame #3, landmark 0 \(face 0\): inf")
+
+
+def test_coordinates_at_the_bound_are_accepted(tmp_path):
+    """A real clip with values at +-1000 (the bound) reads, validates and preprocesses to finite arrays."""
+    from gislr_utils.preprocessing import preprocess
+    path = _real_with(tmp_path, "bound.parquet", *[(c, [10 + i, 543 * 5 + 500], v)    # face and pose landmarks
+                                                    for i, (c, v) in enumerate((("x", 1e3), ("y", -1e3), ("z", 1e3)))])
+    frames = load_frames(path)
+    assert np.abs(np.nan_to_num(frames)).max() == 1000.0
+    assert validate_file(path) == len(frames)
+    x, idx = preprocess(frames)
+    assert np.isfinite(x).all() and np.abs(x).max() <= 1000 and np.isfinite(idx).all()
+
+
+def test_every_file_is_decoded_and_checked_also_after_an_identical_one(tmp_path):
+    """No memo of files found good: a file whose layout columns are byte-identical to a good
+    file's is still checked in full (frames out of order, rows swapped inside a frame)."""
     good = landmark_table(_frames(3))
     a = _write_table(tmp_path / "a.parquet", good)
     b = _write_table(tmp_path / "b.parquet", good)
-    table, n = dataset.read_checked(a)
-    assert n == 3 and {"type", "landmark_index"} <= set(table.column_names)
-    assert len(dataset._GOOD_CHUNKS) == 1
-    table, _ = dataset.read_checked(b)                    # byte-identical chunks: not decoded
-    assert "type" not in table.column_names and len(dataset._GOOD_CHUNKS) == 1
     np.testing.assert_array_equal(load_frames(b), load_frames(a))
-    # frames out of order: type and landmark_index unchanged (a hit), frame still checked
     swapped = good.take(pa.array(np.r_[543:1086, 0:543, 1086:1629]))
     c = _write_table(tmp_path / "c.parquet", swapped)
     with pytest.raises(GISLRDataError, match="c.parquet: frame 0 .* comes after frame 1"):
         load_frames(c)
-    # rows swapped inside a frame: other bytes, decoded, refused and never remembered
     rows = np.arange(1629)
     rows[[600, 601]] = rows[[601, 600]]
     d = _write_table(tmp_path / "d.parquet", good.take(pa.array(rows)))
     for _ in range(2):
         with pytest.raises(GISLRDataError, match="d.parquet: landmark_index 58 at row 600"):
             load_frames(d)
-    assert len(dataset._GOOD_CHUNKS) == 1
+    # several row groups (chunked columns) read and checked the same way
+    e = tmp_path / "e.parquet"
+    pq.write_table(good, e, row_group_size=700)
+    assert pq.ParquetFile(e).metadata.num_row_groups == 3
+    np.testing.assert_array_equal(load_frames(e), load_frames(a))
+    assert validate_file(e) == 3
 
 
 def test_missing_type_column_is_a_data_error(tmp_path):
@@ -422,5 +460,78 @@ def test_read_clips_errors(tmp_path):
     shutil.rmtree(d)
     d = _data_dir(tmp_path)
     (d / "sign_to_prediction_index_map.json").write_text(json.dumps({"a": 0, "b": 2}))
-    with pytest.raises(GISLRDataError, match="indices must be 0..1"):
+    with pytest.raises(GISLRDataError, match="'a' -> 0, the competition's map has no sign 'a'"):
         read_clips(d)
+
+
+def test_sign_map_must_be_the_competitions(tmp_path):
+    """Issue 19: the book promises the competition's map; a map of its own was accepted (and its
+    indices used as labels). train.csv may still use any subset of the 250 signs."""
+    d = _data_dir(tmp_path)
+    path = d / "sign_to_prediction_index_map.json"
+    full = config.SIGN_TO_INDEX
+    shifted = {s: (i + 1) % 250 for s, i in full.items()}
+    cases = [({"hello": 0, "thankyou": 1}, "'hello' -> 0, the competition's map has 'hello' -> 113"),
+             (shifted, "'TV' -> 1, the competition's map has 'TV' -> 0"),
+             ({**full, "hello": "113"}, "'hello' -> '113', the competition's map has 'hello' -> 113"),
+             ({**full, "TV": False}, "'TV' -> False, the competition's map has 'TV' -> 0"),
+             ({s: i for s, i in full.items() if s != "zipper"},
+              r"1 sign\(s\) of the competition's map missing, the first 'zipper' -> 249"),
+             ({**full, "unicorn": 250}, "'unicorn' -> 250, the competition's map has no sign 'unicorn'"),
+             ([0, 1], "expected a JSON object")]
+    for sign_map, message in cases:
+        path.write_text(json.dumps(sign_map))
+        for read in (dataset.read_sign_map, read_clips):
+            with pytest.raises(GISLRDataError, match=message) as err:
+                read(d)
+            assert str(err.value).startswith(f"{path}: ")
+    path.write_text(json.dumps(dict(reversed(list(full.items())))))        # any order of the keys
+    assert dataset.read_sign_map(d) == full
+    assert read_clips(d)["label"].tolist() == [113, 214, 113]
+
+
+def test_ids_must_be_integers_within_int64(tmp_path):
+    """Issue 19: a float participant_id (30680.0, 1e3) or one beyond int64 ended in
+    `IndexError: index 0 is out of bounds`; now the file, the line and the column are named."""
+    d = _data_dir(tmp_path)
+    csv = d / "train.csv"
+    good = csv.read_text().splitlines()
+    for col, value in [("participant_id", "30680.0"), ("participant_id", "1e3"), ("sequence_id", "2.5"),
+                       ("participant_id", "9223372036854775808"), ("sequence_id", "-9223372036854775809"),
+                       ("participant_id", ""), ("sequence_id", "abc")]:
+        lines = list(good)
+        fields = lines[3].split(",")
+        fields[1 if col == "participant_id" else 2] = value
+        lines[3] = ",".join(fields)
+        csv.write_text("\n".join(lines) + "\n")
+        with pytest.raises(GISLRDataError, match=rf"^{re.escape(str(csv))}: column '{col}' must hold integers "
+                                                 rf"within int64; line 4 has") as err:
+            read_clips(d)
+        assert repr(value) in str(err.value) or (value == "" and "nan" in str(err.value))
+    lines = list(good)
+    lines[3] = lines[3].replace(",100,", ",9223372036854775807,")           # the largest int64 is fine
+    csv.write_text("\n".join(lines) + "\n")
+    assert read_clips(d)["participant_id"].tolist() == [100, 100, 2 ** 63 - 1]
+
+
+def test_the_same_file_through_a_symlink_is_listed_twice(tmp_path):
+    """Issue 19: two train.csv lines whose files are one file through a symlink were accepted
+    (the clip counted twice); resolved paths are compared and both lines named."""
+    d = _data_dir(tmp_path)
+    os.symlink(d / "train_landmark_files/100/1.parquet", d / "train_landmark_files/100/9.parquet")
+    os.symlink(d / "train_landmark_files/100", d / "train_landmark_files/linked")        # a linked folder
+    df = pd.read_csv(d / "train.csv")
+    extra = df.iloc[[0, 2]].assign(path=["train_landmark_files/100/9.parquet",
+                                         "train_landmark_files/linked/3.parquet"], sequence_id=[9, 10])
+    pd.concat([df, extra]).to_csv(d / "train.csv", index=False)
+    with pytest.raises(GISLRDataError, match=(
+            r"train.csv: 2 landmark file\(s\) listed more than once \(4 lines\): "
+            r"'train_landmark_files/100/1.parquet' on lines 2, 5 \(one file, also listed as "
+            r"'train_landmark_files/100/9.parquet'\); 'train_landmark_files/100/3.parquet' on lines 4, 6 "
+            r"\(one file, also listed as 'train_landmark_files/linked/3.parquet'\)")):
+        read_clips(d)
+    pd.concat([df, extra.iloc[:1]]).to_csv(d / "train.csv", index=False)
+    with pytest.raises(GISLRDataError, match="lines 2, 5"):
+        read_clips(d, signs=["hello"])
+    df.to_csv(d / "train.csv", index=False)
+    assert len(read_clips(d)) == 3

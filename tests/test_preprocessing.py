@@ -4,6 +4,7 @@ Three references: `original_layer_call` below is the original TF code verbatim (
 `tf.experimental.numpy.nanmean`), `naive_preprocess` is a straightforward NumPy transcription of
 it that materialises the repeated and padded sequence, and a few results are written by hand.
 """
+import json
 import os
 import shutil
 import warnings
@@ -398,9 +399,17 @@ def test_check_clip_is_one_rule_for_preprocess_and_tflite_predict(tmp_path):
     inf[7, 0, 0] = -np.inf
     long = clip_with_hands(5000, left_frames=range(100, 200))
     ok = clip_with_hands(10, left_frames=range(10))
+    big = ok.copy()
+    big[2, 100, 0] = 1e19                    # issue 19: every probability NaN
+    huge = ok.astype(np.float64)
+    huge[4, 470, 1] = -1e300                 # float32 would make -inf of it
     never = tmp_path / "never-opened.tflite"
     cases = [(inf, (r"^2 infinite coordinate value\(s\), the first in frame #3, landmark 500 "
                     r"\(pose 11\)")),
+             (big, (r"^1 coordinate value\(s\) beyond \+-1000 \(too large\), the first in frame #2, "
+                    r"landmark 100 \(face 100\): 1e\+19; coordinates must be finite and within \+-1000")),
+             (huge, (r"^1 coordinate value\(s\) beyond \+-1000 \(too large\), the first in frame #4, "
+                     r"landmark 470 \(left_hand 2\): -1e\+300; ")),
              (long, (r"^clip has 5000 frames \(> 4096\) but only 100 frames with the dominant "
                      r"hand.* 4096 // 5000 is 0"))]
     for clip, message in cases:
@@ -419,6 +428,27 @@ def test_check_clip_is_one_rule_for_preprocess_and_tflite_predict(tmp_path):
     np.testing.assert_array_equal(P.check_clip(ok.astype(np.float64)), ok)
     with pytest.raises(ValueError, match=r"clip 2: frames must have shape \[n_frames, 543, 3\]"):
         P.check_clip(ok[:, :66], source="clip 2")
+
+
+def test_the_bound_is_one_rule_for_files_and_arrays(tmp_path):
+    """The same large value gets the same message from a file (load_frames, preprocess_files)
+    and from an array (check_clip, preprocess), the file's name in front."""
+    path = real_paths()[0]
+    frames = dataset.load_frames(path)
+    table = pq.read_table(path)
+    x = table.column("x").to_numpy(zero_copy_only=False).copy()
+    x[[543 + 57, 543 + 58]] = 1e19
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(table.set_column(4, "x", pa.array(x, from_pandas=True)), bad)
+    frames[1, [57, 58], 0] = 1e19
+    with pytest.raises(GISLRDataError) as from_array:
+        preprocess(frames)
+    for read in (dataset.load_frames, lambda p: preprocess_files([p], progress=False)):
+        with pytest.raises(GISLRDataError) as from_file:
+            read(bad)
+        assert str(from_file.value) == f"{bad}: {from_array.value}"
+    frames[1, [57, 58], 0] = 1e3                                    # at the bound: fine
+    assert np.isfinite(preprocess(frames)[0]).all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,10 +547,11 @@ def _copy_data_dir(dst: Path, n: int | None = None) -> Path:
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
-def test_prepare_dataset_real_sample_and_cache(tmp_path, monkeypatch, sample):
+def test_prepare_dataset_real_sample_and_cache(tmp_path, monkeypatch, capsys, sample):
     n = len(pd.read_csv(sample / "train.csv"))
     first = P.prepare_dataset(sample, tmp_path, workers=2, progress=False)
-    assert len(first.clips) == n and len(first.skipped) == 0
+    assert capsys.readouterr().out == ""                                  # prints nothing
+    assert len(first.clips) == n and first.has_hand.all()
     assert first.X.shape == (n, 64, 66, 3) and first.idxs.shape == (n, 64)
     assert first.y.dtype == np.int32
     clips = dataset.read_clips(sample)
@@ -530,22 +561,54 @@ def test_prepare_dataset_real_sample_and_cache(tmp_path, monkeypatch, sample):
     np.testing.assert_array_equal(first.y, clips["label"].to_numpy())
     np.testing.assert_array_equal(first.participant_id, clips["participant_id"].to_numpy())
     np.testing.assert_array_equal(first.sequence_id, clips["sequence_id"].to_numpy())
-    assert first.cache_dir.parent == tmp_path / "prepared"
-    assert f"{n} clips kept, 0 skipped" in first.summary() and f"{n} clips kept" in repr(first)
+    pd.testing.assert_frame_equal(first.clips, clips)
+    assert first.cache_dir == tmp_path / "prepared" / first.key
+    assert first.key == P.content_key(X, IDX, clips["label"].to_numpy(np.int32),
+                                      clips["participant_id"].to_numpy(), clips["sequence_id"].to_numpy())
+    assert f"{n} clips, 0 without a hand" in repr(first)
+    assert not first.X.flags.writeable
 
     def must_not_run(*a, **k):
         raise AssertionError("preprocess_files called although the cache is valid")
 
     monkeypatch.setattr(P, "preprocess_files", must_not_run)
+    monkeypatch.setattr(P, "content_key", must_not_run)             # the stored key: no hashing
     second = P.prepare_dataset(sample, tmp_path, progress=False)
-    assert second.cache_dir == first.cache_dir
+    assert second.cache_dir == first.cache_dir and second.key == first.key
     for name in ("X", "idxs", "y", "participant_id", "sequence_id"):
         np.testing.assert_array_equal(getattr(second, name), getattr(first, name))
         assert getattr(second, name).dtype == getattr(first, name).dtype
-    pd.testing.assert_frame_equal(second.clips, first.clips, check_dtype=False)
+    pd.testing.assert_frame_equal(second.clips, first.clips)
     mapped = P.prepare_dataset(sample, tmp_path, progress=False, mmap=True)
     assert isinstance(mapped.X, np.memmap) and not mapped.X.flags.writeable
     np.testing.assert_array_equal(mapped.X, first.X)
+    assert mapped.key == first.key
+
+
+def test_key_of_a_prepared_data_built_by_hand_or_replaced(tmp_path):
+    """`key` is the content key whichever way the PreparedData was made: hashed lazily for one
+    built by hand or with dataclasses.replace, stored for one from the cache."""
+    import dataclasses
+    prep = P.prepare_dataset(_copy_data_dir(tmp_path / "data", n=5), tmp_path / "art", progress=False)
+    arrays = {name: np.array(getattr(prep, name)) for name in ("X", "idxs", "y", "participant_id", "sequence_id")}
+    by_hand = P.PreparedData(**arrays, clips=prep.clips)
+    assert by_hand.cache_dir is None and "key" not in by_hand.__dict__
+    assert by_hand.key == prep.key == P.content_key(*arrays.values())
+    X2 = arrays["X"].copy()
+    X2[3, 0, 0, 0] += 1e-6
+    changed = dataclasses.replace(prep, X=X2)
+    assert changed.key != prep.key and changed.key == P.content_key(X2, *list(arrays.values())[1:])
+    assert dataclasses.replace(prep, y=arrays["y"][::-1].copy()).key != prep.key
+    assert dataclasses.replace(prep, clips=prep.clips.iloc[::-1]).key == prep.key   # arrays only
+    with pytest.raises(dataclasses.FrozenInstanceError):            # no stale key: frozen
+        prep.X = X2
+    assert P.content_key(*arrays.values()) != P.content_key(arrays["X"].reshape(5, 64, 198), *list(arrays.values())[1:])
+    # dtype, shape and bytes in the order X, idxs, y, participant_id, sequence_id
+    import hashlib
+    h = hashlib.sha256()
+    for a in arrays.values():
+        h.update(f"{a.dtype.str}{a.shape}".encode() + a.tobytes())
+    assert prep.key == h.hexdigest()[:16]
 
 
 def test_prepare_dataset_cache_is_invalidated_by_changed_inputs(tmp_path, monkeypatch):
@@ -561,16 +624,88 @@ def test_prepare_dataset_cache_is_invalidated_by_changed_inputs(tmp_path, monkey
     st = first_file.stat()
     os.utime(first_file, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))      # touch
     b = P.prepare_dataset(data_dir, art, progress=False)
-    assert len(calls) == 2 and b.cache_dir != a.cache_dir
+    assert len(calls) == 2 and b.key == a.key and b.cache_dir == a.cache_dir   # same arrays: same key
     np.testing.assert_array_equal(a.X, b.X)
     train = pd.read_csv(data_dir / "train.csv").iloc[:5]                     # fewer clips
     train.to_csv(data_dir / "train.csv", index=False)
     c = P.prepare_dataset(data_dir, art, progress=False)
-    assert len(calls) == 3 and len(c.clips) == 5
+    assert len(calls) == 3 and len(c.clips) == 5 and c.key != a.key
     monkeypatch.setattr(P, "PREPROCESSING_VERSION", P.PREPROCESSING_VERSION + 1)
     P.prepare_dataset(data_dir, art, progress=False)
     assert len(calls) == 4
-    assert len(list((art / "prepared").iterdir())) == 4                       # no temp folders left
+    # two content folders, the lookup folder with one record per set of inputs; no temporaries
+    assert sorted(p.name for p in (art / "prepared").iterdir()) == sorted([a.key, c.key, "inputs"])
+    assert len(list((art / "prepared" / "inputs").iterdir())) == 4
+    assert json.loads(next((art / "prepared" / "inputs").glob("*.json")).read_text())["key"] in (a.key, c.key)
+
+
+def test_an_edit_that_keeps_size_and_modification_time_is_seen(tmp_path):
+    """Issue 19 case 4: a file edited in place with its size and modification time kept (or
+    set back) gave the old arrays; the change time (st_ctime_ns) cannot be set back."""
+    data_dir = _copy_data_dir(tmp_path / "data", n=4)
+    target = data_dir / pd.read_csv(data_dir / "train.csv")["path"].iloc[1]
+    frames = dataset.load_frames(target)
+    first = pq.read_table(target).column("frame")[0].as_py()
+    dataset.write_landmark_file(target, frames, first_frame=first)         # written as edited below
+    art = tmp_path / "art"
+    a = P.prepare_dataset(data_dir, art, progress=False)
+    st = target.stat()
+    for delta in (1e-3, 2e-3, 3e-3, 5e-3):                # an edit that happens to keep the size
+        edited = frames.copy()
+        edited[0, 0, 0] += delta
+        dataset.write_landmark_file(tmp_path / "edited.parquet", edited, first_frame=first)
+        if (tmp_path / "edited.parquet").stat().st_size == st.st_size:
+            break
+    assert (tmp_path / "edited.parquet").stat().st_size == st.st_size
+    target.write_bytes((tmp_path / "edited.parquet").read_bytes())
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))                  # modification time set back
+    assert target.stat().st_mtime_ns == st.st_mtime_ns and target.stat().st_size == st.st_size
+    b = P.prepare_dataset(data_dir, art, progress=False)
+    assert b.key != a.key
+    np.testing.assert_array_equal(b.X[1], preprocess(edited)[0])
+    assert not np.array_equal(b.X[1], a.X[1])
+
+
+def test_a_moved_or_remounted_data_set_gets_the_same_key(tmp_path):
+    """Kaggle re-mounts its input every session: the files are prepared again (new paths and
+    times), the arrays get the same content key and folder, so runs made from them are found."""
+    data_dir = _copy_data_dir(tmp_path / "data", n=4)
+    art = tmp_path / "art"
+    a = P.prepare_dataset(data_dir, art, progress=False)
+    shutil.copytree(data_dir, tmp_path / "mounted")
+    b = P.prepare_dataset(tmp_path / "mounted", art, progress=False)
+    assert b.key == a.key and b.cache_dir == a.cache_dir
+    assert b.clips["path"].iloc[0].startswith(str(tmp_path / "mounted"))    # the clips of this mount
+
+
+@pytest.mark.parametrize("damage", ["delete X", "truncate X", "truncate idxs", "garbage meta", "delete folder"])
+def test_a_damaged_cache_is_rebuilt_with_a_message(tmp_path, capsys, damage):
+    data_dir = _copy_data_dir(tmp_path / "data", n=4)
+    art = tmp_path / "art"
+    a = P.prepare_dataset(data_dir, art, progress=False)
+    X = np.array(a.X)
+    folder = a.cache_dir
+    name = {"delete X": "X.npy", "truncate X": "X.npy", "truncate idxs": "idxs.npy",
+            "garbage meta": "meta.json", "delete folder": "meta.json"}[damage]
+    if damage.startswith("delete X"):
+        (folder / name).unlink()
+    elif damage.startswith("truncate"):
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[:len(data) - 1000])
+    elif damage == "garbage meta":
+        (folder / name).write_text("{not json")
+    else:
+        shutil.rmtree(folder)
+    for mmap in (True, False):
+        capsys.readouterr()
+        b = P.prepare_dataset(data_dir, art, progress=False, mmap=mmap)
+        out = capsys.readouterr().out
+        if mmap:
+            assert out.count("\n") == 1 and str(folder / name) in out and "preparing the data set again" in out
+        else:
+            assert out == ""                                   # rebuilt once: good again
+        assert b.key == a.key and b.cache_dir == folder
+        np.testing.assert_array_equal(b.X, X)
 
 
 def _with_handless_clip(data_dir: Path, at: int) -> Path:
@@ -588,58 +723,45 @@ def _with_handless_clip(data_dir: Path, at: int) -> Path:
     return data_dir
 
 
-def test_prepare_dataset_skips_and_reports_clips_without_hand(tmp_path, capsys):
+def test_prepare_dataset_keeps_clips_without_hand_as_padding(tmp_path, capsys):
+    """Every clip of train.csv is kept, as in the original: a clip with no hand in any frame is an
+    all-padding row, marked by has_hand; nothing is printed."""
     data_dir = _with_handless_clip(_copy_data_dir(tmp_path / "data", n=4), at=2)
-
     prep = P.prepare_dataset(data_dir, tmp_path / "art", progress=False)
-    assert len(prep.clips) == 4 and prep.X.shape[0] == 4
-    assert list(prep.skipped["sequence_id"]) == [1]
-    assert list(prep.skipped["reason"]) == ["no hand in any frame"]
-    assert 999 not in set(prep.participant_id)
-    assert "1 skipped" in prep.summary()
-    out = capsys.readouterr().out
-    assert "skipped 1" in out and "1.parquet" in out
-    # the kept clips are in train.csv order, identical to preprocessing them directly
+    assert capsys.readouterr().out == ""
+    assert len(prep.clips) == 5 and prep.X.shape[0] == 5
+    assert prep.has_hand.tolist() == [True, True, False, True, True]
+    assert prep.participant_id[2] == 999 and prep.sequence_id[2] == 1
+    np.testing.assert_array_equal(prep.X[2], 0)
+    np.testing.assert_array_equal(prep.idxs[2], -1)
+    assert "5 clips, 1 without a hand" in repr(prep)
     X, _ = preprocess_files(prep.clips["path"], progress=False)
     np.testing.assert_array_equal(prep.X, X)
-    again = P.prepare_dataset(data_dir, tmp_path / "art", progress=False)   # from cache: reported again
-    assert "skipped 1" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(again.skipped, prep.skipped, check_dtype=False)
+    again = P.prepare_dataset(data_dir, tmp_path / "art", progress=False)   # from the cache
+    assert capsys.readouterr().out == "" and again.has_hand.tolist() == prep.has_hand.tolist()
 
 
 def test_prepare_dataset_chunked_assembly_equals_in_memory(tmp_path, monkeypatch):
     """Chunks of 2 clips written to the cache files, a no-hand clip inside a chunk: the arrays
-    (and .npy files) equal preprocessing all clips in memory and dropping the no-hand one."""
+    (and .npy files) equal preprocessing all clips in memory, and the key hashed while writing
+    equals the key of the arrays."""
     data_dir = _with_handless_clip(_copy_data_dir(tmp_path / "data", n=6), at=3)
 
     clips = dataset.read_clips(data_dir)
     X_all, I_all = preprocess_files(clips["path"], progress=False)
-    keep = I_all[:, 0] >= 0
-    assert list(np.flatnonzero(~keep)) == [3]
     monkeypatch.setattr(P, "PREPARE_CHUNK", 2)
     for mmap in (False, True):
         prep = P.prepare_dataset(data_dir, tmp_path / f"art{mmap}", progress=False, mmap=mmap)
-        np.testing.assert_array_equal(prep.X, X_all[keep])
-        np.testing.assert_array_equal(prep.idxs, I_all[keep])
-        assert prep.X.dtype == np.float32 and prep.X.shape == (6, 64, 66, 3)
+        np.testing.assert_array_equal(prep.X, X_all)
+        np.testing.assert_array_equal(prep.idxs, I_all)
+        assert prep.X.dtype == np.float32 and prep.X.shape == (7, 64, 66, 3)
         assert isinstance(prep.X, np.memmap) == mmap
-        np.testing.assert_array_equal(prep.y, clips["label"].to_numpy()[keep])
-        np.testing.assert_array_equal(prep.sequence_id, clips["sequence_id"].to_numpy()[keep])
-        assert list(prep.skipped["sequence_id"]) == [1]
-    for name, expected in (("X", X_all[keep]), ("idxs", I_all[keep])):
+        np.testing.assert_array_equal(prep.y, clips["label"].to_numpy())
+        np.testing.assert_array_equal(prep.sequence_id, clips["sequence_id"].to_numpy())
+        assert list(np.flatnonzero(~prep.has_hand)) == [3]
+        assert prep.key == P.content_key(X_all, I_all, clips["label"].to_numpy(np.int32),
+                                         clips["participant_id"].to_numpy(), clips["sequence_id"].to_numpy())
+    for name, expected in (("X", X_all), ("idxs", I_all)):
         ref = tmp_path / f"ref_{name}.npy"
         np.save(ref, expected)
         assert (prep.cache_dir / f"{name}.npy").read_bytes() == ref.read_bytes()
-
-
-def test_truncate_npy_keeps_leading_rows(tmp_path):
-    a = np.arange(5 * 7 * 3, dtype=np.float32).reshape(5, 7, 3)
-    for rows in (5, 3, 0):
-        path = tmp_path / f"a{rows}.npy"
-        np.save(path, a)
-        P._truncate_npy(path, rows)
-        np.testing.assert_array_equal(np.load(path), a[:rows])
-        if rows:
-            np.testing.assert_array_equal(np.load(path, mmap_mode="r"), a[:rows])
-    with pytest.raises(ValueError, match="cannot cut"):
-        P._truncate_npy(tmp_path / "a3.npy", 4)
