@@ -406,31 +406,24 @@ def attention_mask_mode(model: keras.Model) -> str:
     return blocks(model)[0].args["mask_mode"]
 
 
-def set_frame_drop_at_inference(model: keras.Model, enabled: bool) -> bool:
-    """Switch the seed's inference-time random frame drop on/off; returns the previous setting.
-
-    Cached predict functions are reset so that ``model.predict`` sees the change.
-    """
-    layers = [layer for layer in model._flatten_layers() if isinstance(layer, FrameMask)]
-    if not layers:
-        raise ValueError(f"model {model.name!r} has no FrameMask layer")
-    previous = layers[0].frame_drop_at_inference
-    for layer in layers:
-        layer.frame_drop_at_inference = bool(enabled)
-    model.predict_function = model.test_function = None
-    return previous
-
-
 @contextlib.contextmanager
 def frame_drop_at_inference(model: keras.Model, enabled: bool):
     """``with frame_drop_at_inference(model, False): ...`` runs the block with the model's
     inference-time frame drop switched to `enabled` and restores it afterwards, after an error
-    too (chapters 5 and 6)."""
-    previous = set_frame_drop_at_inference(model, enabled)
+    too (chapters 5 and 6). Cached predict functions are reset so that ``predict`` sees it."""
+    layers = [layer for layer in model._flatten_layers() if isinstance(layer, FrameMask)]
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no FrameMask layer")
+    previous = layers[0].frame_drop_at_inference
     try:
+        for layer in layers:
+            layer.frame_drop_at_inference = bool(enabled)
+        model.predict_function = model.test_function = None
         yield model
     finally:
-        set_frame_drop_at_inference(model, previous)
+        for layer in layers:
+            layer.frame_drop_at_inference = previous
+        model.predict_function = model.test_function = None
 
 
 def drops_frames_at_inference(model: keras.Model) -> bool:

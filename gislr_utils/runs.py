@@ -148,19 +148,13 @@ def check_manifest(path, spec) -> str | None:
 # ----------------------------------------------------------------------------------------------
 # Atomic writes and temporaries
 # ----------------------------------------------------------------------------------------------
-def _suffix(name: str) -> str:
-    """The suffix a writer may insist on (Keras: ``.keras``, ``.weights.h5``; NumPy: ``.npy``)."""
-    for s in (".weights.h5",):
-        if name.endswith(s):
-            return s
-    return Path(name).suffix
-
-
 def temp_path(path) -> Path:
     """A hidden temporary name beside `path`: ``.<name>.<host>-<pid>-<random>.tmp<suffix>``."""
     path = Path(path)
     tag = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return path.with_name(f".{path.name}.{tag}.tmp{_suffix(path.name)}")
+    # keep the suffix a writer may insist on (Keras: .keras, .weights.h5; NumPy: .npy)
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    return path.with_name(f".{path.name}.{tag}.tmp{suffix}")
 
 
 @contextlib.contextmanager
@@ -200,6 +194,8 @@ def write_text(path, text: str) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":      # os.kill(pid, 0) would send Ctrl-C there: keep the temporary
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -257,45 +253,32 @@ class FolderLock:
     Uses ``fcntl.flock`` on ``<folder>/.lock`` (released by the OS when the process dies, so a killed
     run leaves no stale lock); on Windows ``msvcrt.locking``. Never waits: when another process
     holds it, `FolderInUseError` names that process (``.lock.info``, written by the holder) and
-    the folder. Re-entrant in one process.
+    the folder.
     """
 
-    _held: dict[str, int] = {}
-
     def __init__(self, folder, what: str = "a run"):
-        self.folder, self.what, self._fd = Path(folder), what, None
+        self.folder, self.what = Path(folder), what
 
     def __enter__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._key = str(self.folder.resolve())
-        if self._key in FolderLock._held:
-            FolderLock._held[self._key] += 1
-            return self
-        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _lock(fd)
+            _lock(self._fd)
         except OSError:
-            os.close(fd)
+            os.close(self._fd)
             holder = _read_holder(self.folder / ".lock.info")
             raise FolderInUseError(
                 f"{self.folder} is in use by another process{holder}: it is training or writing "
                 f"there. Wait for it to finish, or give {self.what} another artifacts_dir."
             ) from None
-        self._fd = fd
-        FolderLock._held[self._key] = 1
         info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}"
         with contextlib.suppress(OSError):
             write_text(self.folder / ".lock.info", info)
         return self
 
     def __exit__(self, *exc):
-        FolderLock._held[self._key] -= 1
-        if FolderLock._held[self._key] == 0:
-            del FolderLock._held[self._key]
-            if self._fd is not None:
-                _unlock(self._fd)
-                os.close(self._fd)
-                self._fd = None
+        _unlock(self._fd)
+        os.close(self._fd)
         return False
 
 

@@ -607,7 +607,7 @@ def ensure_data_dir(data_dir=None, artifacts_dir=None, seed: int = 0) -> Path:
         if not data_dir.is_dir():
             raise FileNotFoundError(f"{data_dir}: data directory not found")
         return data_dir
-    root = Path(artifacts_dir) if artifacts_dir is not None else config.DEFAULT_ARTIFACTS_DIR
+    root = Path(artifacts_dir) if artifacts_dir is not None else config.default_artifacts_dir()
     target = root / f"synthetic_seed{seed}"
     settings = {"generator_version": GENERATOR_VERSION, "seed": int(seed), **DEFAULT_SIZE}
     runs.clean_stale_temporaries(root)                    # what killed generations left

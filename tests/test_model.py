@@ -266,13 +266,14 @@ def test_seed_preset_drops_frames_at_inference_until_switched_off():
     keras.utils.set_random_seed(0)
     a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
     assert np.abs(a - b).max() > 0
-    assert gm.set_frame_drop_at_inference(m, False) is True
-    a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(a, m([x, idx], training=False).numpy(), rtol=1e-5)
-    m.compile(loss="sparse_categorical_crossentropy")
-    y = np.array([0, 1])
-    assert m.evaluate([x, idx], y, verbose=0) == m.evaluate([x, idx], y, verbose=0)
+    with gm.frame_drop_at_inference(m, False):
+        a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, m([x, idx], training=False).numpy(), rtol=1e-5)
+        m.compile(loss="sparse_categorical_crossentropy")
+        y = np.array([0, 1])
+        assert m.evaluate([x, idx], y, verbose=0) == m.evaluate([x, idx], y, verbose=0)
+    assert m.get_layer("frame_mask").frame_drop_at_inference          # restored
 
 
 def test_keys_mode_drops_frames_only_in_training():

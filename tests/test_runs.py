@@ -229,6 +229,7 @@ def _read_only(monkeypatch, folder: Path):
     (chmod cannot show it to root, who runs CI)."""
     import builtins
     import errno
+    import io
     inside = lambda p: str(Path(p).resolve()).startswith(str(folder.resolve()))   # noqa: E731
     refuse = OSError(errno.EROFS, "Read-only file system")
     real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
@@ -248,6 +249,7 @@ def _read_only(monkeypatch, folder: Path):
             raise refuse
         return real_mkdir(path, *a, **k)
     monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(io, "open", fake_open)
     monkeypatch.setattr(os, "open", fake_os_open)
     monkeypatch.setattr(os, "mkdir", fake_mkdir)
 
