@@ -215,6 +215,15 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
     return Context(data_dir=data, artifacts_dir=artifacts, run_dir=run_dir, cfg=cfg, synthetic=synthetic)
 
 
+def settings_table(cfg: RunConfig) -> pd.DataFrame:
+    """Every setting of the seed report, of the classroom preset and of the run `cfg`, with why the
+    classroom preset differs (chapter 4's table)."""
+    table = pd.DataFrame({"seed report": config.SEED, "classroom": config.CLASSROOM,
+                          "this run": cfg.as_dict()}).drop(index=["preset", "seed"], errors="ignore")
+    table["why classroom differs"] = pd.Series(config.CLASSROOM_REASONS).reindex(table.index).fillna("")
+    return table.astype({"seed report": str, "classroom": str, "this run": str})
+
+
 # ----------------------------------------------------------------------------------------------
 # What chapters need, made when missing
 # ----------------------------------------------------------------------------------------------

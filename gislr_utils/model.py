@@ -104,13 +104,15 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def __init__(self, units, num_heads, mask_mode="seed", **kwargs):
         super().__init__(**kwargs)
-        self.units, self.num_heads, self.mask_mode = units, num_heads, mask_mode
+        self.units, self.num_heads = units, num_heads
+        self.mask_mode = mask_mode
         self.depth = units // num_heads
-        # glorot-uniform of a Dense(units -> depth), one initializer per layer
+        # glorot-uniform of a per-head Dense(units -> depth), as the seed's
         scale = 2.0 * units / (units + self.depth)
         self.wq, self.wk, self.wv = (
-            keras.layers.Dense(units, name=name, kernel_initializer=keras.initializers.VarianceScaling(
-                scale, mode="fan_avg", distribution="uniform"))
+            keras.layers.Dense(units, name=name, kernel_initializer=(
+                keras.initializers.VarianceScaling(scale, mode="fan_avg",
+                                                   distribution="uniform")))
             for name in ("wq", "wk", "wv"))
         self.wo = keras.layers.Dense(units, name="wo")
 
@@ -124,16 +126,17 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def call(self, x, frame_mask, key_counts=None):
         q, k, v = (self.split_heads(w(x)) for w in (self.wq, self.wk, self.wv))
+        # in float32 also under mixed precision: the -1e9 of the mask
         f32 = [tf.cast(t, tf.float32) for t in (q, k, v, frame_mask)]
         if key_counts is not None:
             key_counts = tf.cast(key_counts, tf.float32)
         z = scaled_dot_product_attention(*f32, self.mask_mode, key_counts)
-        z = tf.transpose(tf.cast(z, x.dtype), [0, 2, 1, 3])      # [B, T, heads, depth]
+        z = tf.transpose(tf.cast(z, x.dtype), [0, 2, 1, 3])  # [B, T, H, d]
         return self.wo(tf.reshape(z, [-1, tf.shape(x)[1], self.units]))
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "num_heads": self.num_heads,
-                "mask_mode": self.mask_mode}
+        return {**super().get_config(), "units": self.units,
+                "num_heads": self.num_heads, "mask_mode": self.mask_mode}
 
 
 @register
@@ -184,8 +187,9 @@ class LandmarkEmbedding(keras.layers.Layer):
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.dense_1 = keras.layers.Dense(units, use_bias=False, activation="gelu",
-                                          kernel_initializer="glorot_uniform")
+        self.dense_1 = keras.layers.Dense(
+            units, use_bias=False, activation="gelu",
+            kernel_initializer="glorot_uniform")
         self.dense_2 = keras.layers.Dense(units, use_bias=False,
                                           kernel_initializer="he_uniform")
 
@@ -216,13 +220,17 @@ class FrameEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.group_units = units, group_units
         self.input_size = input_size
-        self.lips_embedding = LandmarkEmbedding(group_units, name="lips_embedding")
-        self.left_hand_embedding = LandmarkEmbedding(group_units, name="left_hand_embedding")
-        self.pose_embedding = LandmarkEmbedding(group_units, name="pose_embedding")
+        self.lips_embedding = LandmarkEmbedding(
+            group_units, name="lips_embedding")
+        self.left_hand_embedding = LandmarkEmbedding(
+            group_units, name="left_hand_embedding")
+        self.pose_embedding = LandmarkEmbedding(
+            group_units, name="pose_embedding")
         self.fc = keras.Sequential([
             keras.layers.Dense(units, use_bias=False, activation="gelu",
                                kernel_initializer="glorot_uniform"),
-            keras.layers.Dense(units, use_bias=False, kernel_initializer="he_uniform"),
+            keras.layers.Dense(units, use_bias=False,
+                               kernel_initializer="he_uniform"),
         ], name="fully_connected")
         self.positional_embedding = keras.layers.Embedding(
             input_size + 1, units, embeddings_initializer="zeros",
@@ -368,7 +376,8 @@ def build_model(cfg: RunConfig, stats: dict | None = None) -> keras.Model:
     """
     stats = stats or {}
     if stats and not {"mean", "std"} <= set(stats):
-        raise ValueError(f"stats must be a dict with 'mean' and 'std'; got keys {sorted(stats)}")
+        raise ValueError("stats must be a dict with 'mean' and 'std'; "
+                         f"got keys {sorted(stats)}")
     T = cfg.input_size
     frames = keras.Input([T, N_COLS, 3], name="frames")
     idxs = keras.Input([T], name="non_empty_frame_idxs")

@@ -68,7 +68,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import dataset, runs
 from ._tf import keras, tf

@@ -562,7 +562,7 @@ def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
     records = list(people.itertuples(index=False))
     rows, writes, clips = [], [], range(total)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         clips = tqdm(clips, desc="synthetic clips", unit="clip")
     # Clips are drawn in order in this thread (determinism); a second thread writes the files
     # (pyarrow releases the GIL), so drawing and writing overlap.

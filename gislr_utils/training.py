@@ -58,8 +58,10 @@ def split_by_participant(participant_id, test_size=0.10, seed=42):
     """
     groups = np.asarray(participant_id)
     if np.unique(groups).size < 2:
-        raise ValueError(f"cannot hold out participants: all {groups.size} clips come from "
-                         f"participant(s) {np.unique(groups).tolist()}; at least 2 are needed")
+        raise ValueError(
+            f"cannot hold out participants: all {groups.size} clips come "
+            f"from participant(s) {np.unique(groups).tolist()}; at least 2 "
+            "are needed")
     gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     first, second = next(gss.split(groups, groups=groups))
     return np.sort(first), np.sort(second)
@@ -101,12 +103,14 @@ class BalancedSignBatches:
     def __init__(self, X, idxs, y, n=4, rows=None, seed=0, num_classes=250):
         y = np.asarray(y)
         if not len(X) == len(idxs) == len(y):
-            raise ValueError(f"X ({len(X)}), idxs ({len(idxs)}) and y ({len(y)}) must have the same length")
+            raise ValueError(f"X ({len(X)}), idxs ({len(idxs)}) and y "
+                             f"({len(y)}) must have the same length")
         rows = np.arange(len(y)) if rows is None else np.asarray(rows)
         if rows.size == 0:
             raise ValueError("no training clips to sample from (rows is empty)")
         if int(n) < 1:
-            raise ValueError(f"n (clips per sign and batch) must be >= 1, got {n}")
+            raise ValueError(f"n (clips per sign and batch) must be >= 1, "
+                             f"got {n}")
         labels = y[rows]
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(f"labels must lie in [0, {num_classes}); "
@@ -122,14 +126,17 @@ class BalancedSignBatches:
     def sample_rows(self, step: int) -> np.ndarray:
         """Row indices of batch number `step`: ``n`` draws from each sign."""
         rng = np.random.default_rng([self.seed, step])
-        return np.concatenate([rng.choice(r, self.n) for r in self.rows_of_sign])
+        return np.concatenate([rng.choice(rows, self.n)
+                               for rows in self.rows_of_sign])
 
     def batch(self, step: int):
         """``(inputs, one-hot labels)`` of batch number `step`."""
         rows = self.sample_rows(step)
-        inputs = {"frames": np.asarray(self.X[rows], np.float32),
-                  "non_empty_frame_idxs": np.asarray(self.idxs[rows], np.float32)}
-        return inputs, self.onehot.copy()    # a fresh array: TensorFlow may reuse its memory
+        frames = np.asarray(self.X[rows], np.float32)
+        idxs = np.asarray(self.idxs[rows], np.float32)
+        inputs = {"frames": frames, "non_empty_frame_idxs": idxs}
+        # a fresh label array each time: TensorFlow may reuse its memory
+        return inputs, self.onehot.copy()
 
 
 def batch_dataset(batches: BalancedSignBatches, first_step: int = 0):
@@ -232,7 +239,7 @@ def fit(model, batches, cfg: RunConfig, validation=None, callbacks=(),
                      steps_per_epoch=batches.steps_per_epoch,
                      epochs=cfg.epochs, initial_epoch=initial_epoch,
                      validation_data=validation, callbacks=callbacks,
-                     shuffle=False, verbose=0)   # batches in the sampler's order
+                     shuffle=False, verbose=0)   # the batches' own order
 
 
 # --------------------------------------------------------------------------------------------------
@@ -272,13 +279,15 @@ def format_duration(seconds: float) -> str:
 
 
 def format_epoch_line(row: dict, epochs: int) -> str:
-    """``epoch  3/20  loss 3.1234  acc 0.512 ... val_acc 0.480 ...  lr 9.8e-04  4.1s``."""
-    parts = [f"epoch {int(row['epoch']):>{len(str(epochs))}}/{epochs}"]
-    for key in ("loss", *METRIC_NAMES, "val_loss", *(f"val_{m}" for m in METRIC_NAMES)):
-        if key in row and row[key] == row[key]:
-            parts.append(f"{key} {row[key]:.4f}" if key.endswith("loss") else f"{key} {row[key]:.3f}")
-    parts += [f"lr {row['learning_rate']:.1e}", f"{row['seconds']:.1f}s"]
-    return "  ".join(parts)
+    """``epoch  3/20  loss 3.123 acc 0.512 top5 0.80 | val loss 3.201 acc 0.480 top5 0.77 | lr 9.8e-04 4.1s``
+    (top-10 accuracy is in the history, not in the line, which fits a page)."""
+    parts = [f"epoch {int(row['epoch']):>{len(str(epochs))}}/{epochs} "]
+    for prefix, label in (("", ""), ("val_", "| val ")):
+        if f"{prefix}loss" in row and row[f"{prefix}loss"] == row[f"{prefix}loss"]:
+            parts.append(f"{label}loss {row[prefix + 'loss']:.3f} acc {row[prefix + 'acc']:.3f} "
+                         f"top5 {row[prefix + 'top_5_acc']:.2f}")
+    parts.append(f"| lr {row['learning_rate']:.1e} {row['seconds']:.1f}s")
+    return " ".join(parts)
 
 
 class EpochLog(keras.callbacks.Callback):

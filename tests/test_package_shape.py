@@ -52,7 +52,8 @@ def _module_of(path: Path) -> str:
 
 
 def test_code_lines_counts_code_only():
-    source = '"""Module doc."""\n# a comment\n\ndef f(x):\n    """Doc\n    two lines."""\n    return (x +\n            1)\n'
+    source = ('"""Module doc."""\n# a comment\n\ndef f(x):\n    """Doc\n    two lines."""\n'
+              '    return (x +\n            1)\n')
     assert code_lines(source) == 3          # def, return and its continuation
 
 
