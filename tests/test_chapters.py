@@ -14,6 +14,10 @@ book build treats as an error. Parameter checking itself is tested without a ker
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +118,7 @@ def test_setup_rejects_bad_values_naming_the_parameter(tmp_path, kwargs, message
 
 
 def test_setup_rejects_bad_folders(tmp_path):
-    with pytest.raises(book.ParameterError, match="does not exist"):
+    with pytest.raises(book.ParameterError, match="is not a folder"):
         book.setup(data_dir=tmp_path / "missing", artifacts_dir=tmp_path / "a")
     (tmp_path / "empty").mkdir()
     with pytest.raises(book.ParameterError, match="has no train.csv"):
@@ -143,14 +147,14 @@ def test_setup_on_real_data_keys_the_run_folder(tmp_path):
     b = book.setup(config.real_sample_dir(), tmp_path, "seed", 0, epochs=3)
     assert a.data_dir == config.real_sample_dir().resolve() and not a.synthetic
     assert a.run_dir.parent == b.run_dir.parent == tmp_path / "runs" and a.run_dir != b.run_dir
-    assert b.settings["epochs"] == 3 and a.settings["epochs"] == config.PRESETS["classroom"]["epochs"]
+    assert b.cfg.epochs == 3 and a.cfg.epochs == config.PRESETS["classroom"]["epochs"]
     assert a.table().loc["preset", "value"] == "classroom"
 
 
 def test_setup_real_sample_spelling(tmp_path):
     ctx = book.setup("real-sample", tmp_path, "classroom", 0)
     assert ctx.data_dir == config.real_sample_dir().resolve() and not ctx.synthetic
-    assert (ctx.data_dir / "train.csv").is_file() and ctx.run_dir.name.startswith("real_sample-")
+    assert (ctx.data_dir / "train.csv").is_file() and ctx.run_dir.name.startswith("real-sample_")
     assert len(book.get_clips(ctx)) == 16
     with pytest.raises(book.ParameterError, match="real_sample"):      # a near miss is a path
         book.setup("real_sample", tmp_path)
@@ -213,14 +217,16 @@ def test_chapter_2_landmark_statistics(synthetic_dir):
 
 
 def test_chapter_3_attention_and_embedding(synthetic_dir):
-    nb = run_chapter("03_attention_and_embedding.ipynb", synthetic_dir, artifacts_dir=str(synthetic_dir / "art"),
-                     epochs=1)                     # its last section trains chapter 4's model
-    check_clean(nb, min_images=3)
+    nb = run_chapter("03_attention_and_embedding.ipynb", synthetic_dir, artifacts_dir=str(synthetic_dir / "art"))
+    check_clean(nb, min_images=4)
     text = text_of(nb)
-    assert "largest difference between the per-head and the fused model" in text
+    difference = float(text.split("per-head NumPy vs the fused layer: ")[1].split()[0])
+    assert difference < 1e-5
     html = "\n".join(o.data["text/html"] for _, o in outputs(nb) if "text/html" in o.get("data", {}))
     assert "5,315,965" in html
     assert html.count(">yes<") == 14 and ">NO<" not in html     # every part matches the seed report
+    assert "def scaled_dot_product_attention" in html and "class TransformerBlock" in html
+    assert not list((synthetic_dir / "art").glob("runs/*/model.keras")), "chapter 3 trains nothing"
 
 
 def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
@@ -242,14 +248,63 @@ def test_chapter_4_training_on_the_real_sample(real_dir):
     art = real_dir / "art"
     nb = run_chapter("04_training.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1)
-    check_clean(nb, min_images=2)
+    check_clean(nb, min_images=3)
     text = text_of(nb)
     assert "held-out participants:" in text
-    # after chapter 5 (above, same folder) trained this run, chapter 4 reuses it: trained once
-    assert ("epoch 1/1" in text) != ("reusing the trained model in" in text)
-    run = next(art.glob("runs/*_classroom_seed0_epochs1"))
+    # after chapter 5 (above, same folder) trained this run, chapter 4 reuses it and prints its log
+    assert "epoch 1/1" in text
+    run = next(art.glob("runs/real-sample_classroom_seed0_epochs1"))
     for name in ("model.keras", "history.csv", "stats.npz", "split.npz", "train_config.json"):
         assert (run / name).exists(), name
+    html = "\n".join(o.data["text/html"] for _, o in outputs(nb) if "text/html" in o.get("data", {}))
+    for shown in ("label_smoothing", "clipnorm", "compile", "fit", "class BalancedSignBatches"):
+        assert shown in html, shown
+
+
+def test_chapter_4_settings_are_parameters_and_change_the_model(tmp_path):
+    """Issue 16: units/heads/blocks from papermill change the parameter count; issue 18: -p strategy
+    mirrored trains on the CPU's two logical devices."""
+    from gislr_utils import model
+    settings = dict(epochs=1, units=32, num_heads=2, num_blocks=1, embedding_units=16)
+    os.environ["GISLR_CPU_REPLICAS"] = "2"               # read by the kernel when it imports the package
+    try:
+        nb = run_chapter("04_training.ipynb", tmp_path, data_dir="real-sample", artifacts_dir=str(tmp_path / "art"),
+                         strategy="mirrored", **settings)
+    finally:
+        del os.environ["GISLR_CPU_REPLICAS"]
+    text = text_of(nb)
+    expected = model.build_model(config.resolve("classroom", **settings)).count_params()
+    assert f"{expected:,} parameters" in text and expected != model.build_model(config.resolve("classroom")).count_params()
+    assert "2 replicas" in text and "epoch 1/1" in text
+    assert list((tmp_path / "art" / "runs").glob("real-sample_classroom_seed0_epochs1_units32_*"))
+
+
+def test_papermill_lists_every_chapter_parameter_with_its_type():
+    for name in NOTEBOOKS:
+        out = subprocess.run([sys.executable, "-m", "papermill", "--help-notebook", str(CHAPTERS / name)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        nb = nbformat.read(CHAPTERS / name, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        names = [line.split("=")[0].strip() for line in cell.source.splitlines() if "=" in line]
+        for param in names:
+            line = next((ln for ln in out.stdout.splitlines() if ln.strip().startswith(param + ":")), None)
+            assert line is not None, f"{name}: {param} missing from --help-notebook"
+            assert "(" in line and "(None)" not in line.split("default")[0], f"{name}: {param} has no type: {line}"
+
+
+@pytest.mark.parametrize("chapter", ["04_training.ipynb", "05_evaluation.ipynb", "06_export_and_inference.ipynb"])
+def test_a_sign_map_other_than_the_competitions_is_refused_in_every_chapter(tmp_path, chapter):
+    """Issue 19: a data folder's own sign map named its classes with the competition's names."""
+    data = tmp_path / "data"
+    shutil.copytree(config.real_sample_dir(), data)
+    for sign_map, where in (({"hello": 0, "thankyou": 1}, "'hello' -> 0"),
+                            ({s: (i + 1) % 250 for s, i in config.SIGN_TO_INDEX.items()}, "-> 1")):
+        (data / "sign_to_prediction_index_map.json").write_text(json.dumps(sign_map))
+        with pytest.raises(papermill.PapermillExecutionError) as err:
+            run_chapter(chapter, tmp_path, data_dir=str(data), artifacts_dir=str(tmp_path / "art"), epochs=1)
+        assert "GISLRDataError" in str(err.value) and "sign_to_prediction_index_map.json" in str(err.value)
+        assert where in str(err.value)
 
 
 def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
