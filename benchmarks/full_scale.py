@@ -40,6 +40,25 @@ training step (batch 1,000) 54.5 CPU-s (about 37 samples/s on 2 idle cores), pea
 memory 7.1 GB (VmRSS 12.0 GB with the memory-mapped X's cached pages), epoch of 79 steps plus
 validation about 38 min, 100 epochs about 63 h on 2 idle cores; sampler 19,600 samples/s from
 the memory map, 23,000 from RAM.
+
+Preparation before and after the package was cut down (issue 15: plain `pyarrow.parquet.ParquetFile`,
+no memo of layout columns, every clip kept, content key hashed while X is written), measured
+2026-11-29 with ``--full --distinct 8000 --stages generate,prepare``, runs back to back on the 2
+shared cores (load average 2-4: other jobs ran), the prepared cache removed before each run:
+
+=================================  ==========================  =====================  ===========
+code                               wall (s)                    CPU (s)                peak RSS
+=================================  ==========================  =====================  ===========
+de79f7d (173 no-hand clips left    152, 234, 185, 164          185, 184, 176, 166     1.3 GB
+out)                                                           (1.8-2.0 ms a file)
+this version (94,477 clips kept)   216, 222                    215, 221 (2.3 ms)      1.3 GB
+=================================  ==========================  =====================  ===========
+
+About +25% CPU (+0.4 ms a file; on 2 idle cores 1.8 min instead of 1.5 min for the full set).
+Where it goes (one thread, 3,000 files of this set): decoding ``type`` and ``landmark_index`` of
+every file, which the memo skipped, 0.21 ms; ``ParquetFile``'s Python set-up and the float64 bound
+check of the coordinates about 0.1 ms; one thread-pool task per file instead of chunks of 64 about
+0.1 ms; SHA-256 of X 0.03 ms. Peak anonymous memory 0.83 GB, cache 4.5 GB, both unchanged.
 """
 from __future__ import annotations
 
