@@ -2,50 +2,54 @@
 
     .venv/bin/python benchmarks/masking.py [--seed 0 1 2] [--epochs N] [--set key=value ...]
 
-Trains the preset twice per training seed (attention_mask="seed" and "keys", all else equal) via
-`training.compare_masking` and prints held-out accuracy of each, and for the seed mode with the
-random frame drop at inference on (the original) and off; with several seeds also the mean per
-variant. Models are reused from <artifacts>/bench_masking/seed<k>/masking/<mode>/ when their
-settings and data are unchanged.
+For each training seed, `book.masking_comparison` trains the preset's settings twice, with
+attention_mask="seed" (the random frame drop at inference on, as the original) and "keys", all
+else equal, and scores both on the held-out participants: the seed mask with the frame drop at
+inference on and off, the key mask. With several seeds the mean, min and max per variant follow.
+Each variant is a run folder of its own under <artifacts>/runs/, reused when its settings and data
+are unchanged.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 from pathlib import Path
 
 import pandas as pd
 
-import gislr_utils  # noqa: F401
-from gislr_utils import training
-from gislr_utils.config import DEFAULT_ARTIFACTS_DIR
-from gislr_utils.preprocessing import prepare_dataset
-from gislr_utils.synthetic import ensure_data_dir
+import gislr_utils  # noqa: F401  (silences TensorFlow first)
+from gislr_utils import book
 
-from train_classroom import _parse_set  # same folder
+
+def _parse_set(items):
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="classroom")
     ap.add_argument("--seed", type=int, nargs="+", default=[0], help="training seed(s)")
-    ap.add_argument("--data-seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--artifacts-dir", type=Path, default=DEFAULT_ARTIFACTS_DIR)
-    ap.add_argument("--out", type=Path, default=None, help="default <artifacts>/bench_masking")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
+    ap.add_argument("--epochs", type=int, default=None, help="default: the preset's")
+    ap.add_argument("--artifacts-dir", type=Path, default=None, help="default: config.default_artifacts_dir()")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting of config.RunConfig")
     args = ap.parse_args(argv)
-    data_dir = ensure_data_dir(None, args.artifacts_dir, seed=args.data_seed)
-    prepared = prepare_dataset(data_dir, args.artifacts_dir)
-    out = args.out or args.artifacts_dir / "bench_masking"
+    ctx = book.setup(None, args.artifacts_dir, args.preset, args.data_seed, **_parse_set(args.set))
     tables = []
     for seed in args.seed:
         t0 = time.perf_counter()
-        table = training.compare_masking(prepared, args.preset, seed, out / f"seed{seed}", epochs=args.epochs,
-                                         verbose=0, **_parse_set(args.set))
+        table = book.masking_comparison(ctx, seeds=(seed,), epochs=args.epochs, verbose=0)
         print(f"training seed {seed} ({time.perf_counter() - t0:.1f}s):")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        tables.append(table.assign(seed=seed))
+        tables.append(table)
     table = pd.concat(tables, ignore_index=True)
     if len(args.seed) > 1:
         mean = (table.groupby(["attention_mask", "frame_drop_at_inference"], sort=False)

@@ -117,7 +117,7 @@ def main(argv=None):
     rows, by_length = [], []
     for preset in args.presets:
         keras.utils.set_random_seed(0)
-        model = build_model(preset)
+        model = build_model(config.resolve(preset))
         mflop = forward_mflop(model)
         paths = {"64-frame": export.export_tflite(model, out / f"{preset}_64.tflite", compact=False),
                  "valid": export.export_tflite(model, out / f"{preset}.tflite")}

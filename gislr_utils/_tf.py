@@ -33,6 +33,14 @@ with _fd2_to_devnull(), warnings.catch_warnings():
     import keras
 
 tf.get_logger().setLevel(logging.ERROR)
+
+# A testing aid for the multi-device code without a GPU: GISLR_CPU_REPLICAS=2 splits the CPU
+# into two logical devices before TensorFlow uses it, so that `training.get_strategy("mirrored")`
+# trains on two replicas (chapter 4's GPU section; tests/test_training.py).
+_replicas = int(os.environ.get("GISLR_CPU_REPLICAS", "1") or 1)
+if _replicas > 1:
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * _replicas)
 try:  # absl is a TensorFlow dependency; quiet its Python logger too
     import absl.logging
 

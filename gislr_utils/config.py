@@ -1,17 +1,40 @@
-"""Presets, paths and parameter checking shared by the package and the chapters."""
+"""The run's settings (one object, resolved once), the presets, paths and parameter checks.
+
+A training run is described by one :class:`RunConfig`: the preset's values with the chapter's
+overrides applied, checked once by :func:`resolve`. It is the run's identity (hashed into the
+run's key), it is what `model.build_model` and `training.train` take, and it is the table that
+chapter 4 shows. Nothing else in the package resolves a preset.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ARTIFACTS_DIR = REPO_ROOT / "artifacts"
 # 84 genuine GISLR clips beside the repository (present in CI, never committed); override with an env var.
 REAL_SAMPLE_DIR = Path(os.environ.get("GISLR_REAL_SAMPLE_DIR", REPO_ROOT.parent / "shared" / "real_sample"))
 # The spelling of `data_dir` that selects the small real sample shipped inside the package.
 REAL_SAMPLE_NAME = "real-sample"
+
+
+class ParameterError(ValueError):
+    """A parameter has a bad value; the message names the parameter and what is allowed."""
+
+
+def in_source_checkout() -> bool:
+    """True when the package runs from the book's repository (an editable install or a clone)."""
+    return (REPO_ROOT / "_toc.yml").is_file() and (REPO_ROOT / "gislr_utils").is_dir()
+
+
+def default_artifacts_dir() -> Path:
+    """``<repository>/artifacts`` in a clone of the book; ``./artifacts`` (the working directory)
+    for a package installed without the repository, never inside ``site-packages``."""
+    return (REPO_ROOT if in_source_checkout() else Path.cwd()) / "artifacts"
 
 
 def real_sample_dir() -> Path:
@@ -19,8 +42,7 @@ def real_sample_dir() -> Path:
 
     ``gislr_utils/data/real_sample/``: train.csv (only these clips), the sign map and
     ``train_landmark_files/<pid>/<sid>.parquet``, the competition's files byte for byte (CC BY 4.0,
-    PopSign ASL v1.0; see its ATTRIBUTION.md). Chapters reach it with ``data_dir="real-sample"``
-    (:data:`REAL_SAMPLE_NAME`); chapters 1-3, 5 and 6 draw it beside the synthetic set.
+    PopSign ASL v1.0; see its ATTRIBUTION.md). Chapters reach it with ``data_dir="real-sample"``.
     """
     path = Path(str(resources.files("gislr_utils").joinpath("data", "real_sample")))
     if not (path / "train.csv").is_file():
@@ -28,56 +50,10 @@ def real_sample_dir() -> Path:
                                 "reinstall gislr_utils")
     return path
 
-# Model and training settings. `seed` is the report's model and fit call, to the last parameter
-# (5,315,965 parameters; constant lr 1e-3, weight decay 1e-5, no callbacks). `classroom` is the
-# small default that trains on the synthetic set on a 2-core CPU in minutes.
-PRESETS: dict[str, dict] = {
-    "seed": dict(
-        input_size=64, lips_units=384, hands_units=384, pose_units=384, units=512,
-        num_blocks=2, num_heads=8, mlp_ratio=2, mlp_dropout=0.30, classifier_dropout=0.10,
-        num_classes=250, attention_mask="seed", frame_drop=0.25,
-        epochs=100, batch_all_signs_n=4, learning_rate=1e-3, weight_decay=1e-5,
-        schedule="constant", wd_ratio=0.05, clipnorm=1.0, label_smoothing=0.25,
-    ),
-    "classroom": dict(
-        input_size=64, lips_units=64, hands_units=64, pose_units=64, units=96,
-        num_blocks=2, num_heads=4, mlp_ratio=2, mlp_dropout=0.30, classifier_dropout=0.10,
-        num_classes=250, attention_mask="keys", frame_drop=0.25,
-        epochs=10, batch_all_signs_n=2, learning_rate=1e-3, weight_decay=1e-5,
-        schedule="cosine", wd_ratio=0.05, clipnorm=1.0, label_smoothing=0.25,
-    ),
-}
 
-
-def get_preset(preset: str = "classroom", **overrides) -> dict:
-    """Return a copy of a preset's settings with `overrides` applied; unknown names fail clearly."""
-    check_choice("preset", preset, PRESETS)
-    cfg = dict(PRESETS[preset])
-    unknown = sorted(set(overrides) - set(cfg))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown} for preset {preset!r}; known: {sorted(cfg)}")
-    cfg.update(overrides)
-    return cfg
-
-
-def check_choice(name: str, value, choices) -> None:
-    """Raise ValueError naming the parameter when `value` is not one of `choices`."""
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {sorted(choices)}")
-
-
-def load_sign_map(path: str | Path | None = None) -> dict[str, int]:
-    """The competition's sign -> prediction index map (250 signs, 'TV': 0 ... 'zipper': 249).
-
-    Without `path` the copy shipped in the package is read.
-    """
-    if path is None:
-        text = resources.files("gislr_utils").joinpath("data/sign_to_prediction_index_map.json").read_text()
-    else:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: sign map not found")
-        text = path.read_text()
+def load_sign_map() -> dict[str, int]:
+    """The competition's sign -> prediction index map (250 signs, 'TV': 0 ... 'zipper': 249)."""
+    text = resources.files("gislr_utils").joinpath("data/sign_to_prediction_index_map.json").read_text()
     return json.loads(text)
 
 
@@ -92,3 +68,179 @@ def show_path(path) -> str:
         return "./" + str(path.resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# The settings of a run
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a training run (chapter 4 shows them as a table).
+
+    The model (chapter 3): ``input_size`` frames, ``embedding_units`` per landmark group,
+    ``units`` per frame, ``num_blocks`` transformer blocks of ``num_heads`` heads, an MLP of
+    ``mlp_ratio * units``, dropouts ``mlp_dropout`` and ``classifier_dropout``, ``num_classes``
+    outputs, the attention mask (``"seed"``: the original's padded-query mask; ``"keys"``:
+    padded keys), the random ``frame_drop`` and whether it also runs at inference (the
+    original's quirk). Training (chapter 4): ``epochs``, ``batch_all_signs_n`` clips of every
+    sign per batch, AdamW with ``learning_rate``, ``schedule`` ("constant": the seed's fit call;
+    "cosine": the Kaggle notebook's), ``weight_decay`` (per step, the seed's tensorflow-addons
+    meaning; "cosine" uses ``wd_ratio * lr``), ``clipnorm``, ``label_smoothing``;
+    ``validation_split``, the share of the *training* participants held out to validate after
+    every epoch (0: none, as the seed); ``epoch_selection`` "final" (the seed) or "best" (the
+    epoch with the best accuracy on that validation split); ``handless_clips`` "keep" (clips
+    with no hand in any frame train as all-padding inputs, as the original) or "drop" (left out,
+    and counted); ``mixed_precision`` and ``jit_compile`` (GPU options). ``preset`` and
+    ``seed`` complete the run's identity.
+    """
+
+    preset: str = "classroom"
+    seed: int = 0
+    input_size: int = 64
+    embedding_units: int = 64
+    units: int = 96
+    num_blocks: int = 2
+    num_heads: int = 4
+    mlp_ratio: int = 2
+    mlp_dropout: float = 0.30
+    classifier_dropout: float = 0.10
+    num_classes: int = 250
+    attention_mask: str = "keys"
+    frame_drop: float = 0.25
+    frame_drop_at_inference: bool = False
+    epochs: int = 10
+    batch_all_signs_n: int = 2
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    weight_decay: float = 1e-5
+    wd_ratio: float = 0.05
+    clipnorm: float = 1.0
+    label_smoothing: float = 0.25
+    validation_split: float = 0.10
+    epoch_selection: str = "final"
+    handless_clips: str = "keep"
+    mixed_precision: bool = False
+    jit_compile: bool = False
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def overrides(self) -> dict:
+        """The settings that differ from the preset's (seed excluded), in field order."""
+        base = PRESETS[self.preset]
+        return {k: v for k, v in self.as_dict().items() if k in base and base[k] != v}
+
+
+# The seed report's model and fit call, to the last parameter (5,315,965 parameters; constant lr
+# 1e-3 and weight decay 1e-5: its model.fit passes no callbacks; no validation, final model).
+SEED = dict(
+    input_size=64, embedding_units=384, units=512, num_blocks=2, num_heads=8, mlp_ratio=2,
+    mlp_dropout=0.30, classifier_dropout=0.10, num_classes=250, attention_mask="seed",
+    frame_drop=0.25, frame_drop_at_inference=True, epochs=100, batch_all_signs_n=4,
+    learning_rate=1e-3, schedule="constant", weight_decay=1e-5, wd_ratio=0.05, clipnorm=1.0,
+    label_smoothing=0.25, validation_split=0.0, epoch_selection="final", handless_clips="keep",
+    mixed_precision=False, jit_compile=False)
+# The small default that trains on the synthetic set on a 2-core CPU in minutes.
+CLASSROOM = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name not in ("preset", "seed")}
+PRESETS: dict[str, dict] = {"seed": SEED, "classroom": CLASSROOM}
+
+# Why the classroom preset differs from the seed's, setting by setting (chapter 4's table).
+CLASSROOM_REASONS = {
+    "embedding_units": "a model that trains in minutes on a laptop CPU",
+    "units": "a model that trains in minutes on a laptop CPU",
+    "num_heads": "96 units split into heads of 24",
+    "attention_mask": "the fix of the original's query mask (chapter 3)",
+    "frame_drop_at_inference": "deterministic predictions (chapter 6 measures the quirk)",
+    "epochs": "minutes instead of hours",
+    "batch_all_signs_n": "25 synthetic signs: 50-clip batches, more steps an epoch",
+    "schedule": "the Kaggle notebook's decay: smooth curves in few epochs",
+    "validation_split": "learning curves on signers the model does not train on",
+}
+
+_CHOICES = {"attention_mask": ("seed", "keys"), "schedule": ("constant", "cosine"),
+            "epoch_selection": ("final", "best"), "handless_clips": ("keep", "drop")}
+# integer settings: (smallest, largest); float settings: (lowest, highest, highest included)
+INT_RANGES = {"seed": (0, 2**32 - 1), "input_size": (1, 4096), "embedding_units": (1, 8192),
+              "units": (1, 8192), "num_blocks": (1, 64), "num_heads": (1, 256), "mlp_ratio": (1, 64),
+              "num_classes": (2, 100_000), "epochs": (1, 10_000), "batch_all_signs_n": (1, 10_000)}
+FLOAT_RANGES = {"mlp_dropout": (0.0, 1.0, False), "classifier_dropout": (0.0, 1.0, False),
+                "frame_drop": (0.0, 1.0, False), "learning_rate": (0.0, 10.0, True),
+                "weight_decay": (0.0, 1.0, True), "wd_ratio": (0.0, 1.0, True),
+                "clipnorm": (0.0, 1e6, True), "label_smoothing": (0.0, 1.0, False),
+                "validation_split": (0.0, 0.9, True)}
+
+
+def check_int(name: str, value, minimum=None, maximum=None, allow_none: bool = False):
+    """`value` as an int within [minimum, maximum], or ParameterError naming `name`.
+
+    Bools and non-integral floats are refused; 3.0 is 3."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if isinstance(value, float) and value.is_integer():
+        ok, value = True, int(value)
+    if not ok:
+        raise ParameterError(f"{name}={value!r} must be an integer" + (" or None" if allow_none else ""))
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"{name}={value} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise ParameterError(f"{name}={value} must be <= {maximum}")
+    return value
+
+
+def check_float(name: str, value, low: float, high: float, high_included: bool = True) -> float:
+    """`value` as a float with ``low <= value <= high`` (``< high`` when not `high_included`)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) or value != value:
+        raise ParameterError(f"{name}={value!r} must be a number")
+    if value < low or value > high or (value == high and not high_included):
+        raise ParameterError(f"{name}={value!r} must be in [{low}, {high}{']' if high_included else ')'}")
+    return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """`value` if it is True or False, else ParameterError naming `name`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name}={value!r} must be True or False")
+    return bool(value)
+
+
+def check_choice(name: str, value, choices):
+    """`value` if it is one of `choices`, else ParameterError naming `name` and the choices."""
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(f"{name}={value!r} is not valid; choose one of {sorted(choices)}")
+    return value
+
+
+def resolve(preset: str = "classroom", seed: int = 0, **overrides) -> RunConfig:
+    """The :class:`RunConfig` of `preset` with `overrides` (None: the preset's value), checked.
+
+    Every value is checked and a bad one raises :class:`ParameterError` naming it: an unknown
+    setting, a wrong type, a value out of its range, ``units`` not divisible by ``num_heads``,
+    the inference-time frame drop without the seed's mask, ``epoch_selection="best"`` without
+    a validation split. Chapter 4 takes every setting as a papermill parameter and calls this.
+    """
+    check_choice("preset", preset, PRESETS)
+    unknown = sorted(set(overrides) - set(PRESETS[preset]))
+    if unknown:
+        raise ParameterError(f"unknown setting(s) {unknown}; known: {sorted(PRESETS[preset])}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    values["seed"] = seed
+    for name, value in values.items():
+        if name in INT_RANGES:
+            values[name] = check_int(name, value, *INT_RANGES[name])
+        elif name in FLOAT_RANGES:
+            values[name] = check_float(name, value, *FLOAT_RANGES[name])
+        elif name in _CHOICES:
+            check_choice(name, value, _CHOICES[name])
+        else:
+            values[name] = check_bool(name, value)
+    if values["units"] % values["num_heads"]:
+        raise ParameterError(f"units={values['units']} must be divisible by num_heads={values['num_heads']}")
+    if values["frame_drop_at_inference"] and values["attention_mask"] != "seed":
+        raise ParameterError("frame_drop_at_inference=True needs attention_mask='seed' "
+                             "('keys' drops frames only in training)")
+    if values["epoch_selection"] == "best" and values["validation_split"] == 0:
+        raise ParameterError("epoch_selection='best' needs validation_split > 0 (a validation split of "
+                             "the training participants to choose the epoch on)")
+    return RunConfig(preset=preset, **values)

@@ -5,9 +5,10 @@ in the evaluated labels (a data set holding only some of the 250 signs reports o
 """
 from __future__ import annotations
 
+import io
 import json
-import weakref
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,10 @@ REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_v
 def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> np.ndarray:
     """Class probabilities ``[n, num_classes]`` float32 for clips ``X [n,64,66,3]``, ``idxs [n,64]``.
 
-    Only a model with randomness at inference (the `seed` preset's frame drop, `model.FrameMask`) cares
-    about ``seed``: with an integer its random layers are re-seeded first (`reseed_random_layers`),
-    so one model and one seed give the same probabilities whether the model was just trained or
-    loaded from disk; ``None`` continues their random stream (each call draws anew).
-
-    A deterministic model (no frame drop at inference) runs on each clip's valid frames only,
-    as the TFLite file does (``model.compact_forward``, chapter 6): clips are batched by length,
-    and the probabilities are those of the 64-frame computation to float rounding. Clips whose
-    padded frames are not the preprocessing's (valid frames first, padding zero) use
-    ``model.predict`` on all 64 rows.
+    Only a model with randomness at inference (the `seed` preset's frame drop, `model.FrameMask`)
+    cares about ``seed``: with an integer its random layers are re-seeded first
+    (`reseed_random_layers`), so one model and one seed give the same probabilities whether the
+    model was just trained or loaded from disk; ``None`` continues their random stream.
     """
     X = np.asarray(X, dtype=np.float32)
     idxs = np.asarray(idxs, dtype=np.float32)
@@ -41,51 +36,8 @@ def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> n
         raise ValueError("no clips to predict")
     if seed is not None:
         reseed_random_layers(model, seed)
-    if _valid_frames_only(model, X, idxs):
-        return _predict_valid_frames(model, X, idxs, batch_size)
     probs = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, batch_size=batch_size, verbose=0)
     return np.asarray(probs, dtype=np.float32)
-
-
-# One traced inference function per model (not stored on the model: Keras would track it).
-_VALID_FRAMES_FNS = weakref.WeakKeyDictionary()
-
-
-def _valid_frames_only(model, X, idxs) -> bool:
-    """Whether `predict` may compute only the valid frames (exact for this model and data)."""
-    from .model import attention_mask_mode, drops_frames_at_inference
-    try:
-        attention_mask_mode(model)
-    except ValueError:
-        return False
-    valid = idxs != -1.0
-    if X.ndim != 4 or idxs.ndim != 2 or drops_frames_at_inference(model):
-        return False
-    if not np.all(valid[:, 1:] <= valid[:, :-1]):          # valid frames first
-        return False
-    for start in range(0, len(X), 1024):                    # padded frames all zero
-        if np.any(X[start:start + 1024][~valid[start:start + 1024]]):
-            return False
-    return True
-
-
-def _predict_valid_frames(model, X, idxs, batch_size):
-    from ._tf import tf
-    from .model import compact_forward
-    fn = _VALID_FRAMES_FNS.get(model)
-    if fn is None:
-        fn = tf.function(lambda x, i: compact_forward(model, x, i),
-                         input_signature=[tf.TensorSpec([None, None, *X.shape[2:]], tf.float32),
-                                          tf.TensorSpec([None, None], tf.float32)])
-        _VALID_FRAMES_FNS[model] = fn
-    rows = np.minimum((idxs != -1.0).sum(axis=1) + 1, idxs.shape[1])   # + a padded frame
-    order = np.argsort(rows, kind="stable")
-    probs = np.zeros((len(X), model.outputs[0].shape[-1]), np.float32)
-    for start in range(0, len(X), batch_size):
-        take = order[start:start + batch_size]
-        length = int(rows[take].max())
-        probs[take] = fn(X[take, :length], idxs[take, :length]).numpy()
-    return probs
 
 
 def reseed_random_layers(model, seed: int) -> int:
@@ -105,21 +57,23 @@ def reseed_random_layers(model, seed: int) -> int:
     return n
 
 
-def _check(y_true, probs=None, y_pred=None):
+def _check(y_true, **arrays):
+    """`y_true` as int64 sign indices, and each of `arrays` (probs, y_pred, participant_id) as an
+    array with one row per clip; a ValueError names the array that does not fit."""
     y_true = np.asarray(y_true).astype(np.int64)
     if y_true.ndim != 1 or y_true.size == 0:
         raise ValueError(f"y_true must be a non-empty 1-D array of sign indices, got shape {y_true.shape}")
-    if probs is not None:
-        probs = np.asarray(probs)
-        if probs.ndim != 2 or probs.shape[0] != y_true.size:
-            raise ValueError(f"probs must be [n={y_true.size}, num_classes], got shape {probs.shape}")
-        if y_true.max() >= probs.shape[1] or y_true.min() < 0:
-            raise ValueError(f"labels {y_true.min()}..{y_true.max()} outside [0, {probs.shape[1]})")
-    if y_pred is not None:
-        y_pred = np.asarray(y_pred).astype(np.int64)
-        if y_pred.shape != y_true.shape:
-            raise ValueError(f"y_pred shape {y_pred.shape} differs from y_true shape {y_true.shape}")
-    return y_true, probs, y_pred
+    out = [y_true]
+    for name, arr in arrays.items():
+        arr = np.asarray(arr)
+        two_d = name == "probs"
+        if arr.ndim != 1 + two_d or len(arr) != y_true.size:
+            raise ValueError(f"{name} must be {'[n, num_classes]' if two_d else '[n]'} with n = {y_true.size} "
+                             f"(one per label of y_true), got shape {arr.shape}")
+        out.append(arr.astype(np.int64) if name == "y_pred" else arr)
+    if "probs" in arrays and not 0 <= y_true.min() <= y_true.max() < out[1].shape[1]:
+        raise ValueError(f"labels {y_true.min()}..{y_true.max()} outside [0, {out[1].shape[1]})")
+    return out
 
 
 def sign_name(label: int) -> str:
@@ -129,7 +83,7 @@ def sign_name(label: int) -> str:
 
 def top_k_accuracy(y_true, probs, k: int) -> float:
     """Fraction of clips whose true sign is among the ``k`` most probable (sklearn ``top_k_accuracy_score``)."""
-    y_true, probs, _ = _check(y_true, probs)
+    y_true, probs = _check(y_true, probs=probs)
     return float(top_k_accuracy_score(y_true, probs, k=k, labels=np.arange(probs.shape[1])))
 
 
@@ -139,7 +93,7 @@ def classification_report_df(y_true, y_pred) -> pd.DataFrame:
     Index: sign name; columns: label, precision, recall, f1-score, support; sorted by label.
     Predictions of signs absent from ``y_true`` count as errors (lower recall) but get no row.
     """
-    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
+    y_true, y_pred = _check(y_true, y_pred=y_pred)
     present = np.unique(y_true)
     rep = classification_report(y_true, y_pred, labels=present, target_names=[sign_name(s) for s in present],
                                 output_dict=True, zero_division=0)
@@ -152,13 +106,12 @@ def classification_report_df(y_true, y_pred) -> pd.DataFrame:
 
 def summary_metrics(y_true, probs) -> dict:
     """accuracy, top5, top10, macro_f1, weighted_f1 (over present signs), n_val, n_classes_present."""
-    y_true, probs, _ = _check(y_true, probs)
+    y_true, probs = _check(y_true, probs=probs)
     y_pred = probs.argmax(axis=1)
     present = np.unique(y_true)
     return {
         "accuracy": float(np.mean(y_pred == y_true)),
-        "top5": top_k_accuracy(y_true, probs, 5),
-        "top10": top_k_accuracy(y_true, probs, 10),
+        **{f"top{k}": top_k_accuracy(y_true, probs, k) for k in (5, 10)},
         "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
         "n_val": int(y_true.size),
@@ -168,13 +121,9 @@ def summary_metrics(y_true, probs) -> dict:
 
 def per_participant_accuracy(y_true, y_pred, participant_id) -> pd.DataFrame:
     """Clips and top-1 accuracy per participant (columns participant_id, n_clips, accuracy)."""
-    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
-    pid = np.asarray(participant_id)
-    if pid.shape != y_true.shape:
-        raise ValueError(f"participant_id shape {pid.shape} differs from y_true shape {y_true.shape}")
+    y_true, y_pred, pid = _check(y_true, y_pred=y_pred, participant_id=participant_id)
     df = pd.DataFrame({"participant_id": pid, "correct": y_pred == y_true})
-    out = df.groupby("participant_id")["correct"].agg(n_clips="size", accuracy="mean").reset_index()
-    return out
+    return df.groupby("participant_id")["correct"].agg(n_clips="size", accuracy="mean").reset_index()
 
 
 def most_confused_pairs(y_true, y_pred, top: int = 10) -> pd.DataFrame:
@@ -183,7 +132,7 @@ def most_confused_pairs(y_true, y_pred, top: int = 10) -> pd.DataFrame:
     Columns: true, predicted (sign names), true_label, predicted_label, count, rate (count / clips of
     the true sign). Sorted by count, then rate, then labels.
     """
-    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
+    y_true, y_pred = _check(y_true, y_pred=y_pred)
     wrong = y_true != y_pred
     support = pd.Series(y_true).value_counts()
     pairs = (pd.DataFrame({"true_label": y_true[wrong], "predicted_label": y_pred[wrong]})
@@ -203,13 +152,9 @@ def confused_signs_matrix(y_true, y_pred, n_signs: int = 10) -> pd.DataFrame:
     returns their confusion sub-matrix (rows: true sign, columns: predicted sign, names as labels).
     Empty (0 x 0) when there are no errors.
     """
-    y_true, _, y_pred = _check(y_true, y_pred=y_pred)
+    y_true, y_pred = _check(y_true, y_pred=y_pred)
     pairs = most_confused_pairs(y_true, y_pred, top=len(y_true))
-    chosen: list[int] = []
-    for t, p in zip(pairs["true_label"], pairs["predicted_label"]):
-        for s in (t, p):
-            if s not in chosen and len(chosen) < n_signs:
-                chosen.append(int(s))
+    chosen = [int(s) for s in pd.unique(pairs[["true_label", "predicted_label"]].to_numpy().ravel())[:n_signs]]
     cm = confusion_matrix(y_true, y_pred, labels=chosen) if chosen else np.zeros((0, 0), dtype=int)
     names = [sign_name(s) for s in chosen]
     return pd.DataFrame(cm, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
@@ -234,12 +179,7 @@ def evaluate(model, X, idxs, y, participant_id=None, batch_size: int = 256, top_
     ``seed`` as in `predict` (it matters only for a model that is random at inference).
     """
     probs = predict(model, X, idxs, batch_size=batch_size, seed=seed)
-    return evaluate_probs(y, probs, participant_id=participant_id, top_pairs=top_pairs)
-
-
-def evaluate_probs(y, probs, participant_id=None, top_pairs: int = 10) -> Evaluation:
-    """As `evaluate`, from precomputed probabilities."""
-    y_true, probs, _ = _check(y, probs)
+    y_true, probs = _check(y, probs=probs)
     y_pred = probs.argmax(axis=1)
     per_part = per_participant_accuracy(y_true, y_pred, participant_id) if participant_id is not None else None
     return Evaluation(probs=probs, y_true=y_true, y_pred=y_pred, metrics=summary_metrics(y_true, probs),
@@ -248,24 +188,22 @@ def evaluate_probs(y, probs, participant_id=None, top_pairs: int = 10) -> Evalua
 
 
 def write_metrics(path, metrics: dict, seed: int | None = None, preset: str | None = None, **extra) -> Path:
-    """Write ``metrics.json`` (metrics plus seed, preset and ``extra``); fails if a required key is missing."""
+    """Write ``metrics.json`` (metrics plus seed, preset and ``extra``); fails if a required key is missing.
+
+    NumPy numbers and arrays are written as JSON numbers and lists.
+    """
     missing = [k for k in REQUIRED_METRICS if k not in metrics]
     if missing:
         raise ValueError(f"{path}: metrics lack {missing}; required: {list(REQUIRED_METRICS)}")
-    out = {**{k: _plain(v) for k, v in metrics.items()}, "seed": seed, "preset": preset,
-           **{k: _plain(v) for k, v in extra.items()}}
+    out = {**metrics, "seed": seed, "preset": preset, **extra}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(out, indent=2, sort_keys=True, default=_plain) + "\n")
     return path
 
 
 def _plain(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return v
+    return v.tolist() if isinstance(v, (np.generic, np.ndarray)) else json.JSONEncoder().default(v)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,19 +214,15 @@ SEED_REPORT_COLUMNS = ("sign", "class_index", "precision", "recall", "f1", "supp
 
 
 def _seed_report_table() -> pd.DataFrame:
-    from importlib import resources
-    import io
+    # comment lines start with "#"; empty numbers are NaN, empty notes ""
     text = resources.files("gislr_utils").joinpath(SEED_REPORT_FILE).read_text(encoding="utf-8")
     body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
-    df = pd.read_csv(io.StringIO(body), dtype={"sign": str, "status": str, "note": str},
-                     keep_default_na=False, na_values={c: [""] for c in
-                                                       ("class_index", "precision", "recall", "f1", "support")})
+    df = pd.read_csv(io.StringIO(body), dtype={"sign": str, "status": str, "note": str}, keep_default_na=False,
+                     na_values=dict.fromkeys(SEED_REPORT_COLUMNS[1:6], [""]))
     if tuple(df.columns) != SEED_REPORT_COLUMNS:
         raise ValueError(f"gislr_utils/{SEED_REPORT_FILE}: columns {list(df.columns)}, "
                          f"expected {list(SEED_REPORT_COLUMNS)}")
-    for col in ("class_index", "support"):
-        df[col] = df[col].astype("Int64")
-    return df
+    return df.astype({"class_index": "Int64", "support": "Int64"})
 
 
 def seed_reference() -> pd.DataFrame:
@@ -300,8 +234,7 @@ def seed_reference() -> pd.DataFrame:
     ("legible", "repaired" or "damaged") and ``note``. Values the seed's text does not give
     unambiguously are NaN (13 damaged signs); nothing is estimated.
     """
-    df = _seed_report_table()
-    df = df[df["status"] != "average"].set_index("sign")
+    df = _seed_report_table().query("status != 'average'").set_index("sign")
     index = df["class_index"].astype(int).tolist()
     if index != list(range(len(df))) or list(df.index) != [_config.INDEX_TO_SIGN[i] for i in index]:
         raise ValueError(f"gislr_utils/{SEED_REPORT_FILE}: signs are not the 250 signs in class order")
@@ -314,10 +247,8 @@ def seed_reference_averages() -> pd.DataFrame:
     Index: name; columns ``precision``, ``recall``, ``f1``, ``support`` (accuracy has only F1
     and support, as sklearn prints it).
     """
-    df = _seed_report_table()
-    df = df[df["status"] == "average"].set_index("sign")
-    df.index.name = "average"
-    return df[["precision", "recall", "f1", "support"]]
+    df = _seed_report_table().query("status == 'average'").set_index("sign")
+    return df.rename_axis("average")[["precision", "recall", "f1", "support"]]
 
 
 def compare_with_seed(report: pd.DataFrame) -> pd.DataFrame:
@@ -334,17 +265,10 @@ def compare_with_seed(report: pd.DataFrame) -> pd.DataFrame:
     unknown = sorted(set(report.index) - set(seed.index))
     if unknown:
         raise ValueError(f"signs {unknown[:5]} are not among the seed's 250 signs")
-    shared = [s for s in report.index if s in seed.index]
-    out = pd.DataFrame({
-        "f1_run": report.loc[shared, "f1-score"].astype(float),
-        "f1_seed": seed.loc[shared, "f1"].astype(float),
-        "support_run": report.loc[shared, "support"].astype(int),
-        "support_seed": seed.loc[shared, "support"],
-    })
-    missing = int(out["f1_seed"].isna().sum())
-    out = out.dropna(subset=["f1_seed"])
-    out.insert(2, "difference", out["f1_run"] - out["f1_seed"])
-    out = out.sort_values(["difference", "f1_seed"])
-    out.index.name = "sign"
-    out.attrs["seed_f1_missing"] = missing
+    f1_run, f1_seed = report["f1-score"].astype(float), seed.loc[report.index, "f1"].astype(float)
+    out = pd.DataFrame({"f1_run": f1_run, "f1_seed": f1_seed, "difference": f1_run - f1_seed,
+                        "support_run": report["support"].astype(int),
+                        "support_seed": seed.loc[report.index, "support"]})
+    out = out.dropna(subset=["f1_seed"]).sort_values(["difference", "f1_seed"]).rename_axis("sign")
+    out.attrs["seed_f1_missing"] = int(f1_seed.isna().sum())
     return out

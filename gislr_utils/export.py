@@ -22,14 +22,12 @@ Two traps, both measured on TF 2.21 / Keras 3:
 The file computes only the clip's frames (``compact=True``, the default): a typical clip has
 10-25 frames with the dominant hand, and the other rows of the model's 64 are padding. With
 the "keys" mask the padded rows are dropped; with the seed's query mask one padded row stands
-for all of them, its weight as a key counted P times (``model.compact_forward``; the proof is
+for all of them, its weight as a key counted P times (:func:`compact_forward`; the proof is
 in Chapter 6). The probabilities are those of the 64-frame graph (``compact=False``, kept for
 comparison) to float rounding; the latency now grows with the clip's length.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,12 +36,67 @@ import numpy as np
 
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
-from .model import FrameMask, compact_forward, frame_drop_at_inference
+from .config import check_choice
+from .model import attention_mask_mode, blocks, embed, frame_drop_at_inference
 from .preprocessing import PreprocessLayer, check_clip
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "outputs"
+EXPORT_VERSION = 2      # bump when a change of this module changes the exported bytes
+
+
+def compact_layout(non_empty_frame_idxs, mask_mode="seed", input_size=None):
+    """Rows to compute for clips whose valid frames come first (chapter 6).
+
+    `non_empty_frame_idxs` [B, T] as preprocessing writes it: a clip's n valid frames first,
+    then T - n padded ones (idx -1); it may be cut after T' < T columns, then `input_size` = T
+    says how many frames each clip had (default: its width). Returns ``(length, key_counts)``:
+
+    * ``"keys"``: padded keys get -1e9 and weight exactly 0 (``exp`` underflows), so padded rows
+      never reach a valid one: ``length = max(max n, 1)`` rows and ``key_counts = None``.
+    * ``"seed"``: padded keys are attended to, but the P = T - n padded frames are identical
+      (same empty embedding, same positional row T, and -- masked query rows -- the same
+      attention), and stay so through every block. One of them stands for all: ``length =
+      max(n + 1 if n < T else T)`` and ``key_counts`` [B, length, 1] is 1 for a valid frame,
+      P for the representative padded frame (row n) and 0 for filler rows of shorter clips
+      in the batch (see `model.counted_attention`).
+
+    At least one row is kept, so a clip without any valid frame gives the same output as the
+    T-frame graph (its pooled vector is 0).
+    """
+    idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
+    total = tf.shape(idxs)[1] if input_size is None else tf.constant(int(input_size))
+    n = tf.reduce_sum(tf.cast(idxs != -1.0, tf.int32), axis=1)             # [B]
+    if mask_mode == "keys":
+        return tf.maximum(tf.reduce_max(n), 1), None
+    check_choice("attention_mask", mask_mode, ("seed", "keys"))
+    rows = tf.where(n < total, n + 1, n)
+    length = tf.reduce_max(rows)
+    pos = tf.range(length)[None, :]                                          # [1, L]
+    n = n[:, None]
+    counts = tf.where(pos < n, 1, tf.where(pos == n, total - n, 0))          # [B, L]
+    return length, tf.cast(counts, tf.float32)[:, :, None]
+
+
+def compact_forward(model: keras.Model, frames, non_empty_frame_idxs):
+    """Class probabilities computed on the clips' valid frames only (chapter 6).
+
+    The same numbers as ``model([frames, non_empty_frame_idxs], training=False)`` without the
+    random frame drop (to float rounding), but the transformer runs on ``length`` rows of
+    :func:`compact_layout` instead of T. Needs each clip's valid frames first and its padded
+    frames (idx -1, frames 0) after them, as preprocessing writes them; the inputs may be cut
+    after fewer than T columns (the padding they leave out is counted all the same).
+    """
+    mode = attention_mask_mode(model)
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
+    length, counts = compact_layout(idxs, mode, model.get_layer("embedding").input_size)
+    mask, x = embed(model, frames[:, :length], idxs[:, :length])
+    for block in blocks(model):
+        x = block(x, mask, training=False, key_counts=counts)
+    x = model.get_layer("pooling")(x, mask)
+    return model.get_layer("classifier")(x)          # the classifier's dropout is off at inference
 
 
 class ServingModel(keras.layers.Layer):
@@ -51,7 +104,7 @@ class ServingModel(keras.layers.Layer):
 
     Holds the preprocessing layer and the trained model as attributes, so Keras tracks every
     variable of both (unlike a ``tf.Module``). ``compact=True`` runs the model on the clip's
-    frames only (``model.compact_forward``); ``False`` on all 64 rows, as before.
+    frames only (:func:`compact_forward`); ``False`` on all 64 rows, as before.
     """
 
     def __init__(self, model: keras.Model, compact: bool = True, **kwargs):
@@ -70,10 +123,6 @@ class ServingModel(keras.layers.Layer):
         return probs[0]
 
 
-def _has_frame_mask(model) -> bool:
-    return any(isinstance(layer, FrameMask) for layer in model._flatten_layers())
-
-
 def export_tflite(model: keras.Model, path, fp16: bool = False, compact: bool = True) -> Path:
     """Convert `model` (+ preprocessing) to a competition TFLite file at `path` (Chapter 6).
 
@@ -88,24 +137,18 @@ def export_tflite(model: keras.Model, path, fp16: bool = False, compact: bool = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     serving = ServingModel(model, compact=compact)
-    with (frame_drop_at_inference(model, False) if _has_frame_mask(model)
-          else contextlib.nullcontext()):
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = keras.export.ExportArchive()
-            archive.track(serving)
-            archive.add_endpoint(
-                SIGNATURE,
-                lambda inputs: {OUTPUT_NAME: serving(inputs)},
-                input_signature=[tf.TensorSpec([None, N_ROWS, N_DIMS], tf.float32,
-                                               name=INPUT_NAME)],
-            )
-            archive.write_out(tmp, verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if fp16:
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.target_spec.supported_types = [tf.float16]
-            flatbuffer = converter.convert()
+    with frame_drop_at_inference(model, False), tempfile.TemporaryDirectory() as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(serving)
+        spec = tf.TensorSpec([None, N_ROWS, N_DIMS], tf.float32, name=INPUT_NAME)
+        archive.add_endpoint(SIGNATURE, lambda inputs: {OUTPUT_NAME: serving(inputs)}, input_signature=[spec])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if fp16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        flatbuffer = converter.convert()
     path.write_bytes(flatbuffer)
     return path
 
@@ -122,16 +165,19 @@ def load_interpreter(path, num_threads: int | None = None):
     return Interpreter(model_path=str(path), num_threads=num_threads)
 
 
-def _runner(interpreter, path):
-    sigs = interpreter.get_signature_list()
-    if SIGNATURE not in sigs:
-        raise ValueError(f"{path}: no {SIGNATURE!r} signature (has {sorted(sigs)})")
+def _runner(path, num_threads=None):
+    interpreter = load_interpreter(path, num_threads)
+    signatures = interpreter.get_signature_list()
+    if SIGNATURE not in signatures:
+        raise ValueError(f"{path}: no {SIGNATURE!r} signature (has {sorted(signatures)})")
     return interpreter.get_signature_runner(SIGNATURE)
 
 
-def _check_clip(frames, i=None) -> np.ndarray:
-    # the rule of preprocessing.preprocess, with its message (shape, inf, quirk 3)
-    return check_clip(frames, source=None if i is None else f"clip {i}")
+def _checked_clips(clips, numbered=True) -> list[np.ndarray]:
+    # preprocessing's rule with its message (shape, inf, quirk 3), before any file is opened
+    if not len(clips):
+        raise ValueError("no clips given (an empty list)")
+    return [check_clip(c, source=f"clip {i}" if numbered else None) for i, c in enumerate(clips)]
 
 
 def tflite_predict(path, frames, num_threads: int | None = None) -> np.ndarray:
@@ -141,70 +187,39 @@ def tflite_predict(path, frames, num_threads: int | None = None) -> np.ndarray:
     ``[len, num_classes]``.
     """
     single = not isinstance(frames, (list, tuple))
-    clips = [_check_clip(frames)] if single else [_check_clip(c, i) for i, c in enumerate(frames)]
-    runner = _runner(load_interpreter(path, num_threads), path)
+    clips = _checked_clips([frames] if single else frames, numbered=not single)
+    runner = _runner(path, num_threads)
     out = np.stack([runner(**{INPUT_NAME: c})[OUTPUT_NAME] for c in clips])
     return out[0] if single else out
 
 
-def tflite_size_and_latency(path, clips, repeats: int = 3, warmup: int = 1,
-                            num_threads: int | None = None) -> dict:
-    """File size and per-clip latency of an exported file (Chapter 6).
-
-    Every clip of `clips` (raw ``[n, 543, 3]`` arrays) is run `warmup` times untimed, then
-    `repeats` times, each call timed alone the way the competition's harness calls the
-    signature runner (input resize included). Returns ``size_mb`` (MiB, 2**20 bytes, as Keras
-    prints model sizes), ``size_bytes``, ``median_ms``, ``p90_ms``, ``mean_ms`` over all
-    calls, ``best_median_ms`` (median over clips of each clip's fastest call: less sensitive to
-    other processes on a busy machine) and ``n_calls``.
-    """
-    clips = [_check_clip(c, i) for i, c in enumerate(clips)]
-    if not clips:
-        raise ValueError("no clips given to time")
-    runner = _runner(load_interpreter(path, num_threads), path)
-    for _ in range(warmup):
-        for c in clips:
-            runner(**{INPUT_NAME: c})
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats} must be >= 1")
-    times = np.zeros((repeats, len(clips)))
-    for r in range(repeats):
-        for i, c in enumerate(clips):
-            t0 = time.perf_counter()
-            runner(**{INPUT_NAME: c})
-            times[r, i] = (time.perf_counter() - t0) * 1e3
-    size = os.path.getsize(path)
-    return dict(size_mb=size / 2**20, size_bytes=size, median_ms=float(np.median(times)),
-                p90_ms=float(np.percentile(times, 90)), mean_ms=float(times.mean()),
-                best_median_ms=float(np.median(times.min(axis=0))), n_calls=times.size)
-
-
-def tflite_clip_latencies(paths, clips, repeats: int = 3, num_threads: int | None = None):
+def tflite_clip_latencies(paths, clips, repeats: int = 3, num_threads: int | None = None) -> np.ndarray:
     """Milliseconds of every call, ``[len(paths), repeats, len(clips)]`` (Chapter 6).
 
-    One warm-up call per file and clip, then `repeats` passes over the clips; within a pass
-    the files are called one after the other on each clip, so that other processes on a shared
-    machine slow them alike. ``times.min(axis=1)`` is each clip's best of `repeats`, the
-    number least disturbed by other work.
+    Each call is timed alone, the way the competition's harness calls the signature runner
+    (input resize included). One warm-up call per file and clip, then `repeats` passes over
+    the clips; within a pass the files are called one after the other on each clip, so that
+    other processes on a shared machine slow them alike. ``np.median(times[f])`` is file f's
+    median per clip, ``times.min(axis=1)`` each clip's best of `repeats`, the number least
+    disturbed by other work; a file's size is ``os.path.getsize(path)``.
     """
-    clips = [_check_clip(c, i) for i, c in enumerate(clips)]
+    clips = _checked_clips(clips)
     if repeats < 1:
         raise ValueError(f"repeats={repeats} must be >= 1")
-    runners = [_runner(load_interpreter(p, num_threads), p) for p in paths]
+    runners = [_runner(p, num_threads) for p in paths]
     for c in clips:
         for r in runners:
             r(**{INPUT_NAME: c})
     times = np.zeros((len(runners), repeats, len(clips)))
     for rep in range(repeats):
         for i, c in enumerate(clips):
-            for g, r in enumerate(runners):
+            for f, r in enumerate(runners):
                 t0 = time.perf_counter()
                 r(**{INPUT_NAME: c})
-                times[g, rep, i] = (time.perf_counter() - t0) * 1e3
+                times[f, rep, i] = (time.perf_counter() - t0) * 1e3
     return times
 
 
 def tflite_op_names(path) -> list[str]:
     """Names of the ops in an exported file, sorted and unique (to show it is builtins only)."""
-    interpreter = load_interpreter(path)
-    return sorted({d["op_name"] for d in interpreter._get_ops_details()})
+    return sorted({d["op_name"] for d in load_interpreter(path)._get_ops_details()})

@@ -68,7 +68,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import dataset, runs
 from ._tf import keras, tf
@@ -519,17 +519,17 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
     an unreadable meta.json) is rebuilt, with one line naming the file. Writes are atomic
     (a temporary folder renamed; temporaries of killed runs are removed, `runs`).
 
-    `artifacts_dir=None` means `config.DEFAULT_ARTIFACTS_DIR`. `mmap=True` opens the arrays as
+    `artifacts_dir=None` means `config.default_artifacts_dir()`. `mmap=True` opens the arrays as
     read-only memory maps (the full competition set is about 4.8 GB). Memory while preparing:
     one chunk of `PREPARE_CHUNK` clips (about 200 MB) beyond the result; X is written through a
     memory map, whose written pages the kernel counts in VmRSS until it writes them out.
     Chapters 2-5 use it.
     """
-    from .config import DEFAULT_ARTIFACTS_DIR
+    from .config import default_artifacts_dir
 
     size = _check_input_size(input_size)
     data_dir = Path(data_dir)
-    root = Path(DEFAULT_ARTIFACTS_DIR if artifacts_dir is None else artifacts_dir) / "prepared"
+    root = Path(default_artifacts_dir() if artifacts_dir is None else artifacts_dir) / "prepared"
     clips = dataset.read_clips(data_dir)
     lookup = root / "inputs" / f"{_inputs_key(data_dir, clips, size)}.json"
     if (record := runs.read_manifest(lookup)) is not None:

@@ -14,9 +14,10 @@ histories, splits, metrics, TFLite files) follows the same rules:
 * **Atomic writes**: `atomic_path` yields a temporary name in the same folder and renames it over
   the target (``os.replace``) only when the write succeeded, so a reader never sees a half-written
   file and a killed run leaves no truncated artefact.
-* **One run per folder**: `FolderLock` takes an exclusive lock (writers) or a shared one (readers)
-  on ``<folder>/.lock``; a second writer gets `FolderInUseError` naming the folder and the process
-  holding it, instead of two runs overwriting each other's files.
+* **One writer per folder**: `FolderLock` takes an exclusive lock on ``<folder>/.lock`` while a
+  run writes there; a second writer gets `FolderInUseError` naming the folder and the process
+  holding it, instead of two runs overwriting each other's files. Readers take no lock (every file
+  is replaced atomically), so a finished run in a read-only folder can be read.
 * **Stale temporaries**: temporary names carry the host and process id of their writer;
   `clean_stale_temporaries` removes those whose process is gone (or, from another host or an older
   version of the package, that nobody touched for hours).
@@ -44,6 +45,10 @@ _LEGACY_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")       # prepare_datase
 
 class FolderInUseError(RuntimeError):
     """Another process holds the folder's lock (a run is training or writing there)."""
+
+
+class ArtefactError(RuntimeError):
+    """A saved artefact is damaged (truncated, empty, unreadable); the message names the file."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,19 +148,13 @@ def check_manifest(path, spec) -> str | None:
 # ----------------------------------------------------------------------------------------------
 # Atomic writes and temporaries
 # ----------------------------------------------------------------------------------------------
-def _suffix(name: str) -> str:
-    """The suffix a writer may insist on (Keras: ``.keras``, ``.weights.h5``; NumPy: ``.npy``)."""
-    for s in (".weights.h5",):
-        if name.endswith(s):
-            return s
-    return Path(name).suffix
-
-
 def temp_path(path) -> Path:
     """A hidden temporary name beside `path`: ``.<name>.<host>-<pid>-<random>.tmp<suffix>``."""
     path = Path(path)
     tag = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return path.with_name(f".{path.name}.{tag}.tmp{_suffix(path.name)}")
+    # keep the suffix a writer may insist on (Keras: .keras, .weights.h5; NumPy: .npy)
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    return path.with_name(f".{path.name}.{tag}.tmp{suffix}")
 
 
 @contextlib.contextmanager
@@ -167,7 +166,12 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as err:     # e.g. "No space left on device": say which file
+            if err.filename is None and str(path) not in str(err):
+                raise OSError(err.errno, f"{path}: {err.strerror or err}") from err
+            raise
         if tmp.is_dir() and path.is_dir():
             old = temp_path(path)
             os.replace(path, old)
@@ -190,6 +194,8 @@ def write_text(path, text: str) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":      # os.kill(pid, 0) would send Ctrl-C there: keep the temporary
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -242,54 +248,37 @@ def clean_stale_temporaries(folder, stale_after_s: float = STALE_AFTER_S) -> lis
 # One run per folder
 # ----------------------------------------------------------------------------------------------
 class FolderLock:
-    """Lock `folder` for writing (``shared=False``: one holder) or reading (``shared=True``: many).
+    """Lock `folder` while a run writes there: one writer at a time (readers take no lock).
 
     Uses ``fcntl.flock`` on ``<folder>/.lock`` (released by the OS when the process dies, so a killed
-    run leaves no stale lock); on Windows ``msvcrt.locking`` (exclusive only). Never waits: when
-    another process holds it, `FolderInUseError` says which process and since when. Re-entrant in
-    one process (a second `FolderLock` of the same folder in the same process is a no-op).
+    run leaves no stale lock); on Windows ``msvcrt.locking``. Never waits: when another process
+    holds it, `FolderInUseError` names that process (``.lock.info``, written by the holder) and
+    the folder.
     """
 
-    _held: dict[str, int] = {}
-
-    def __init__(self, folder, shared: bool = False, what: str = "a run"):
-        self.folder, self.shared, self.what = Path(folder), shared, what
-        self._fd = None
+    def __init__(self, folder, what: str = "a run"):
+        self.folder, self.what = Path(folder), what
 
     def __enter__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
-        key = str(self.folder.resolve())
-        if key in FolderLock._held:
-            FolderLock._held[key] += 1
-            self._key = key
-            return self
-        path = self.folder / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _lock(fd, self.shared)
+            _lock(self._fd)
         except OSError:
-            os.close(fd)
+            os.close(self._fd)
             holder = _read_holder(self.folder / ".lock.info")
             raise FolderInUseError(
                 f"{self.folder} is in use by another process{holder}: it is training or writing "
                 f"there. Wait for it to finish, or give {self.what} another artifacts_dir."
             ) from None
-        self._fd, self._key = fd, key
-        FolderLock._held[key] = 1
-        if not self.shared:
-            info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}"
-            with contextlib.suppress(OSError):
-                write_text(self.folder / ".lock.info", info)
+        info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}"
+        with contextlib.suppress(OSError):
+            write_text(self.folder / ".lock.info", info)
         return self
 
     def __exit__(self, *exc):
-        FolderLock._held[self._key] -= 1
-        if FolderLock._held[self._key] == 0:
-            del FolderLock._held[self._key]
-            if self._fd is not None:
-                _unlock(self._fd)
-                os.close(self._fd)
-                self._fd = None
+        _unlock(self._fd)
+        os.close(self._fd)
         return False
 
 
@@ -303,15 +292,15 @@ def _read_holder(path: Path) -> str:
 try:
     import fcntl
 
-    def _lock(fd, shared):
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    def _lock(fd):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def _unlock(fd):
         fcntl.flock(fd, fcntl.LOCK_UN)
 except ImportError:  # pragma: no cover - Windows
     import msvcrt
 
-    def _lock(fd, shared):
+    def _lock(fd):
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
 
     def _unlock(fd):

@@ -156,3 +156,12 @@ def normalise(X, stats) -> np.ndarray:
     stats = _check_stats(stats)
     v = np.asarray(X[..., :STAT_DIMS], dtype=np.float32)
     return np.where(v == 0, np.float32(0), (v - stats["mean"]) / stats["std"]).astype(np.float32)
+
+
+def fingerprint(stats) -> str:
+    """16 hex digits of the SHA-256 of normalisation statistics (their float32 mean and std)."""
+    import hashlib
+    h = hashlib.sha256()
+    for name in ("mean", "std"):
+        h.update(np.ascontiguousarray(np.asarray(stats[name], dtype=np.float32)).tobytes())
+    return h.hexdigest()[:16]

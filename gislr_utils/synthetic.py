@@ -6,13 +6,15 @@ shows how it is made and how it compares with the real sample; the short version
 
 * **Bodies** come from a compact template derived once from the 84 real sample clips
   (``gislr_utils/data/synthetic_template.json``: mean face 468x3, pose 33x3, hand 21x3 and a few
-  statistics, see :func:`derive_template`). Each synthetic participant has its own body size and
-  position in the image, head pose, hand size, arm lengths, signing speed and amplitude, tracking
-  quality and dominant hand (about a third use MediaPipe's ``left_hand``, as in the real sample).
-* **Signs** (:data:`CATALOGUE`) are a dominant-hand path relative to the face or body (lines,
-  taps, circles, hops, wags), a hand shape (finger flexion and spread of the template hand, possibly
-  changing or oscillating), a hand orientation and sometimes a second, mirrored hand. A few pairs
-  are deliberately alike (:data:`SIMILAR_PAIRS`) so that the per-sign evaluation shows hard signs.
+  statistics; a maintainer derives it with ``benchmarks/synthetic.py --write-template``). Each
+  synthetic participant has its own body size and position in the image, head pose, hand size,
+  arm lengths, signing speed and amplitude, tracking quality and dominant hand (about a third use
+  MediaPipe's ``left_hand``, as in the real sample).
+* **Signs** (:data:`CATALOGUE`, a table in ``gislr_utils/data/synthetic_signs.json``) are a
+  dominant-hand path relative to the face or body (lines, taps, circles, hops, wags), a hand shape
+  (finger flexion and spread of the template hand, :data:`HANDSHAPES`, possibly changing or
+  oscillating), a hand orientation and sometimes a second, mirrored hand. A few pairs are
+  deliberately alike (:data:`SIMILAR_PAIRS`) so that the per-sign evaluation shows hard signs.
 * **Clips** have skewed lengths (median about 18 frames, a tail beyond 100), frame numbers that do
   not start at 0, hands that MediaPipe loses (out of the image, runs of dropped frames), landmark
   noise; face and pose are present in every frame, as in the real files.
@@ -22,29 +24,33 @@ byte-identical ``train.csv`` and identical landmark arrays.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
+import re
 import shutil
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from statistics import NormalDist
-from types import SimpleNamespace
 from importlib import resources
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from . import config
-from .dataset import (SIGN_MAP_NAME, load_frames, read_clips, write_landmark_file)
+from . import config, runs
+from .dataset import SIGN_MAP_NAME, write_landmark_file
 from .landmarks import N_DIMS, N_ROWS, NUM_CLASSES, TYPE_STARTS
 
 GENERATOR_VERSION = 2
 TEMPLATE_NAME = "synthetic_template.json"
+SIGNS_NAME = "synthetic_signs.json"
 DEFAULT_SIZE = dict(n_signs=25, n_participants=20, clips_per_sign=3)
 MARKER_NAME = ".synthetic_complete.json"
+LEFT_FRACTION = 0.35      # participants signing with MediaPipe's left_hand (real sample: 8 of 21)
+SWITCH_FRACTION = 0.05    # clips signed with the other hand
 
 FACE = slice(0, 468)
 POSE0 = TYPE_STARTS["pose"]
@@ -54,181 +60,40 @@ HAND0 = {+1: TYPE_STARTS["left_hand"], -1: TYPE_STARTS["right_hand"]}
 ARM = np.array([11, 13, 15, 17, 19, 21])
 LOWER_LIP = np.array([146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324])
 FINGERS = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]])
+# Where a sign starts: a face landmark (a pair: the one on image right, the one on image left; the
+# dominant hand's side is used) or a point of the body (shoulder widths from the shoulders' middle).
+FACE_ANCHORS = {"forehead": 151, "temple": (356, 127), "eye": (263, 33), "cheek": (280, 50), "nose": 4,
+                "mouth": 13, "chin": 152}
+BODY_ANCHORS = {"chest": (0.0, 0.42), "shoulder": (0.5, 0.05), "neutral": (0.35, 0.5),
+                "neutral_high": (0.38, 0.12), "side_high": (0.62, -0.35)}
+ANCHORS = tuple(FACE_ANCHORS) + tuple(BODY_ANCHORS)          # in this order: drawn signs index it
+PATHS = ("line", "tap", "circle", "hops", "wag", "strokes", "hold")
 
 
 # ---------------------------------------------------------------------------------------------
-# Template: derived once from the real sample, shipped as a small JSON file
+# Template: derived once from the real sample (benchmarks/synthetic.py --write-template), shipped
+# as a small JSON file
 # ---------------------------------------------------------------------------------------------
-def _rot2(v: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotate 2-D vectors v [..., k, 2] by angle [...] (radians, image coordinates)."""
-    c, s = np.cos(angle)[..., None], np.sin(angle)[..., None]
-    x, y = v[..., 0], v[..., 1]
-    return np.stack([c * x - s * y, s * x + c * y], axis=-1)
-
-
-def _mean_hand(d: np.ndarray) -> np.ndarray:
-    """Mean 3-D hand shape of wrist-centred hands d [N, 21, 3] (one handedness): each hand scaled
-    to unit RMS size, rotated onto a reference (Kabsch, no reflection), averaged; the result is
-    turned to the canonical pose: wrist at 0, wrist->middle-finger base (9) = (0, -1, 0), index
-    base (5) toward -x of the little-finger base (17), so the palm faces the camera (-z)."""
-    x = d - d.mean(axis=1, keepdims=True)
-    x = x / np.sqrt((x ** 2).sum(-1).mean(-1))[:, None, None]
-    ref = x[np.argmin(((x - x.mean(0)) ** 2).sum((1, 2)))]
-    for _ in range(4):
-        u, _s, vt = np.linalg.svd(np.einsum("nki,kj->nij", x, ref))
-        sign = np.sign(np.linalg.det(u @ vt))
-        u[:, :, -1] *= sign[:, None]
-        rot = u @ vt                                        # x_i @ rot ~ ref
-        ref = np.einsum("nki,nij->nkj", x, rot).mean(0)
-    ref = ref - ref[0]
-    up = ref[9] / np.linalg.norm(ref[9])
-    across = ref[5] - ref[17]
-    across = across - (across @ up) * up
-    across /= np.linalg.norm(across)
-    basis = np.stack([-across, -up, np.cross(across, up)])
-    return (ref @ basis.T) / np.linalg.norm(ref[9])
-
-
-def derive_template(real_dir=None) -> dict:
-    """Derive the synthetic generator's template from a real GISLR sample (`write_template`).
-
-    Returns mean shapes, not data: the face (468 points, centred on its centroid, in units of its
-    RMS radius, rolls aligned by 2-D Procrustes), the pose in body units (origin between the
-    shoulders, unit = shoulder width; head points in face units), the resting arm and the hand
-    (wrist at the origin, wrist->middle-finger base pointing up with length 1, right hands
-    mirrored to left ones), and statistics of sizes, positions and z values.
-    """
-    real_dir = Path(real_dir or config.REAL_SAMPLE_DIR)
-    clips = read_clips(real_dir)
-    frames = [load_frames(p).astype(np.float64) for p in clips["path"]]
-    lengths = np.array([len(f) for f in frames])
-    clip_of = np.repeat(np.arange(len(frames)), lengths)
-    a = np.concatenate(frames)
-    pose, face = a[:, POSE0:POSE0 + 33], a[:, FACE]
-    mid = (pose[:, 11, :2] + pose[:, 12, :2]) / 2
-    sw = pose[:, 11, 0] - pose[:, 12, 0]
-
-    # Face: centre, scale (RMS radius), 2-D Procrustes roll alignment.
-    fc = face.mean(axis=1)
-    rel = face[:, :, :2] - fc[:, None, :2]
-    fs = np.sqrt((rel ** 2).sum(-1).mean(-1))
-    rel = rel / fs[:, None, None]
-    ref = rel.mean(0)
-    for _ in range(3):
-        dot = (rel * ref).sum((1, 2))
-        cross = (rel[..., 0] * ref[:, 1] - rel[..., 1] * ref[:, 0]).sum(1)
-        roll = np.arctan2(cross, dot)          # rotation taking each frame onto ref
-        aligned = _rot2(rel, roll)
-        ref = aligned.mean(0)
-    face_z = ((face[:, :, 2] - fc[:, None, 2]) / fs[:, None]).mean(0)
-    head_pose = _rot2((pose[:, :11, :2] - fc[:, None, :2]) / fs[:, None, None], roll).mean(0)
-
-    body = (pose[:, :, :2] - mid[:, None]) / sw[:, None, None]
-
-    # Hands: which side holds a hand in each frame; resting arm = side without hand in the clip.
-    present = {s: ~np.isnan(a[:, HAND0[s], 0]) for s in (+1, -1)}
-    clip_has = {s: np.bincount(clip_of, present[s], len(frames)) > 0 for s in (+1, -1)}
-    rest, active_z, upper, fore, hands, hand_len = [], [], [], [], [], []
-    for s in (+1, -1):
-        arm = ARM + (0 if s > 0 else 1)
-        pts = body[:, arm]
-        pts = pts * np.array([s, 1.0])                      # mirror right arms to the left side
-        resting = ~clip_has[s][clip_of]
-        rest.append(np.concatenate([pts[resting], pose[resting][:, arm, 2:]], axis=-1))
-        act = present[s]
-        active_z.append(pose[act][:, arm, 2])
-        upper.append(np.linalg.norm(pts[act, 1] - pts[act, 0], axis=-1))
-        fore.append(np.linalg.norm(pts[act, 2] - pts[act, 1], axis=-1))
-        h = a[act][:, HAND0[s]:HAND0[s] + 21]
-        d = h - h[:, :1]
-        d[..., 0] *= s                                      # right hands mirrored to left ones
-        hands.append(d)
-        hand_len.append(np.linalg.norm(d[:, 9], axis=-1) / sw[act])
-    rest = np.concatenate(rest)
-    hand_t = _mean_hand(np.concatenate(hands))
-    hand_len = np.concatenate(hand_len)
-
-    def per_clip(v):
-        return np.array([v[clip_of == i].mean(axis=0) for i in range(len(frames))])
-
-    face_off = (fc[:, :2] - mid) / sw[:, None]
-    head_motion = face_off - per_clip(face_off)[clip_of]
-    clip_roll = per_clip(roll)
-    stats = {
-        "mid_mean": per_clip(mid).mean(0), "mid_std": per_clip(mid).std(0),
-        "shoulder_width_mean": per_clip(sw).mean(), "shoulder_width_std": per_clip(sw).std(),
-        "face_offset_mean": per_clip(face_off).mean(0), "face_offset_std": per_clip(face_off).std(0),
-        "face_scale_mean": per_clip(fs / sw).mean(), "face_scale_std": per_clip(fs / sw).std(),
-        "head_motion_std": head_motion.std(0),
-        "head_roll_std": clip_roll.std(), "head_roll_frame_std": (roll - clip_roll[clip_of]).std(),
-        "face_z_mean": fc[:, 2].mean(),
-        "pose_z_clip_std": per_clip(pose[:, :11, 2].mean(1)).std(),
-        "hand_length_mean": np.median(hand_len), "hand_length_std": hand_len.std(),
-        "upper_arm": np.quantile(np.concatenate(upper), 0.9),
-        "forearm": np.quantile(np.concatenate(fore), 0.9),
-        "rest_arm_z": rest[:, :, 2].mean(0), "active_arm_z": np.concatenate(active_z).mean(0),
-    }
-    r4 = lambda v: np.round(np.asarray(v, dtype=np.float64), 4).tolist()  # noqa: E731
-    return {
-        "source": f"derived by gislr_utils.synthetic.derive_template from {len(frames)} real GISLR "
-                  f"clips ({int(lengths.sum())} frames); mean shapes and statistics only",
-        "n_clips": len(frames), "n_frames": int(lengths.sum()),
-        "face": r4(np.concatenate([ref, face_z[:, None]], axis=1)),
-        "pose_head": r4(np.concatenate([head_pose, pose[:, :11, 2].mean(0)[:, None]], axis=1)),
-        "pose_body": r4(np.concatenate([body.mean(0), pose[:, :, 2].mean(0)[:, None]], axis=1)),
-        "rest_arm": r4(rest.mean(0)),
-        "hand": r4(hand_t),
-        "stats": {k: r4(v) for k, v in stats.items()},
-    }
-
-
-def write_template(path=None, real_dir=None) -> Path:
-    """Derive the template from the real sample and write it as JSON (run once by a maintainer)."""
-    path = Path(path) if path else Path(__file__).parent / "data" / TEMPLATE_NAME
-    path.write_text(json.dumps(derive_template(real_dir), indent=1) + "\n")
-    return path
+def _data_file(name: str) -> dict:
+    """A JSON file of ``gislr_utils/data`` (shipped with the package)."""
+    return json.loads(resources.files("gislr_utils").joinpath("data", name).read_text())
 
 
 def load_template() -> dict:
     """The shipped template as numpy arrays (`face` [468,3], `pose_head` [11,3], `pose_body`
-    [33,3], `rest_arm` [6,3], `hand` [21,3]) and its `stats`."""
-    raw = json.loads(resources.files("gislr_utils").joinpath("data", TEMPLATE_NAME).read_text())
-    out = {k: np.asarray(v, dtype=np.float64) for k, v in raw.items()
-           if k in ("face", "pose_head", "pose_body", "rest_arm", "hand")}
+    [33,3], `rest_arm` [6,3], `hand` [21,3]) and its `stats`; `relaxed_hand` is the template hand
+    with relaxed fingers, `rest_hand` the same hanging down (both of unit length)."""
+    raw = _data_file(TEMPLATE_NAME)
+    out = {k: np.asarray(raw[k], dtype=np.float64) for k in ("face", "pose_head", "pose_body", "rest_arm", "hand")}
     out["stats"] = {k: np.asarray(v, dtype=np.float64) for k, v in raw["stats"].items()}
-    # The resting hand (relaxed fingers hanging down), unit length.
-    relaxed = hand_shape(out["hand"], np.array([HANDSHAPES["relaxed"]]))[0]
-    out["relaxed_hand"] = relaxed
-    out["rest_hand"] = relaxed @ _euler(np.pi + 0.3, 0.0, 0.0).T
+    out["relaxed_hand"] = hand_shape(out["hand"], np.array([HANDSHAPES["relaxed"]]))[0]
+    out["rest_hand"] = out["relaxed_hand"] @ _euler(np.pi + 0.3, 0.0, 0.0).T
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Hand shapes and signs
 # ---------------------------------------------------------------------------------------------
-# Flexion of thumb, index, middle, ring, pinky (0 straight, 1 fully bent) and finger spread
-# (-1 together, 0 the template's, 1 wide).
-HANDSHAPES = {
-    "flatB": (0.25, 0.0, 0.0, 0.0, 0.0, -0.7),
-    "5": (0.0, 0.0, 0.0, 0.0, 0.0, 1.0),
-    "S": (0.75, 1.0, 1.0, 1.0, 1.0, -0.3),
-    "1": (0.8, 0.0, 1.0, 1.0, 1.0, 0.0),
-    "V": (0.8, 0.0, 0.0, 1.0, 1.0, 1.0),
-    "W": (0.8, 0.0, 0.0, 0.0, 1.0, 1.0),
-    "C": (0.15, 0.45, 0.45, 0.45, 0.45, -0.4),
-    "flatO": (0.55, 0.55, 0.55, 0.55, 0.55, -0.6),
-    "claw": (0.3, 0.55, 0.55, 0.55, 0.55, 1.0),
-    "F": (0.55, 0.65, 0.0, 0.0, 0.0, 1.0),
-    "bent": (0.25, 0.65, 0.65, 0.65, 0.65, -0.7),
-    "H": (0.8, 0.0, 0.0, 1.0, 1.0, -0.6),
-    "Y": (0.0, 1.0, 1.0, 1.0, 0.0, 1.0),
-    "relaxed": (0.3, 0.3, 0.35, 0.4, 0.45, 0.0),
-}
-ANCHORS = ("forehead", "temple", "eye", "cheek", "nose", "mouth", "chin",
-           "chest", "shoulder", "neutral", "neutral_high", "side_high")
-PATHS = ("line", "tap", "circle", "hops", "wag", "strokes", "hold")
-
-
 @dataclass(frozen=True)
 class SignSpec:
     """One synthetic sign, described for the *dominant* hand on the signer's left (image right);
@@ -251,59 +116,15 @@ class SignSpec:
     start: tuple = (0.0, 0.0)   # start offset from the anchor
 
 
-CATALOGUE: tuple[SignSpec, ...] = (
-    SignSpec("hello", "temple", 12, "line", (0.15, -0.04), shape="flatB", roll=(-30, -18),
-             frames=13, start=(0.0, -0.12)),
-    SignSpec("thankyou", "chin", 12, "line", (0.06, 0.12), shape="flatB", roll=(-50, -42),
-             pitch=(0, 25), frames=13),
-    SignSpec("mom", "chin", 4, "tap", (0.10, 0.02), cycles=2, shape="5", roll=(10, 10), yaw=(60, 60)),
-    SignSpec("water", "chin", 8, "tap", (0.10, 0.02), cycles=2, shape="W", roll=(10, 10), yaw=(60, 60)),
-    SignSpec("please", "chest", 9, "circle", (0.16, 0.0), cycles=1.5, shape="flatB", roll=(-80, -80),
-             yaw=(150, 150), frames=18),
-    SignSpec("happy", "chest", 9, "circle", (0.16, 0.0), cycles=-1.5, shape="flatB", roll=(-80, -80),
-             yaw=(150, 150), frames=18),
-    SignSpec("dad", "forehead", 4, "tap", (0.10, 0.0), cycles=2, shape="5", roll=(10, 10), yaw=(60, 60)),
-    SignSpec("think", "temple", 8, "tap", (0.12, 0.05), cycles=1, shape="1", roll=(-20, -20), frames=11),
-    SignSpec("up", "neutral_high", 8, "line", (0.0, -0.40), shape="1", roll=(0, 0), frames=12),
-    SignSpec("down", "neutral_high", 8, "line", (0.0, 0.40), shape="1", roll=(160, 170), frames=12),
-    SignSpec("sad", "eye", 12, "line", (0.0, 0.45), shape="5", roll=(-10, -10), two_hands=True,
-             frames=15),
-    SignSpec("cry", "eye", 8, "strokes", (0.0, 0.30), cycles=2, shape="1", roll=(-10, -10),
-             two_hands=True, frames=16),
-    SignSpec("yes", "neutral_high", 9, "wag", (0.0, 0.05), cycles=3, shape="S", pitch=(0, 50),
-             pitch_cycles=3, frames=16),
-    SignSpec("milk", "neutral_high", 9, "hold", shape="C", shape_end="S", shape_cycles=3, frames=16),
-    SignSpec("grandma", "chin", 4, "hops", (0.40, 0.0), cycles=2, shape="5", roll=(10, 10),
-             yaw=(60, 60), frames=16),
-    SignSpec("grandpa", "forehead", 4, "hops", (0.40, 0.0), cycles=2, shape="5", roll=(10, 10),
-             yaw=(60, 60), frames=16),
-    SignSpec("food", "mouth", 8, "tap", (0.08, 0.06), cycles=2, shape="flatO", roll=(-40, -40),
-             yaw=(50, 50)),
-    SignSpec("drink", "mouth", 4, "line", (0.0, -0.10), shape="C", roll=(-10, -70), yaw=(80, 80),
-             frames=15),
-    SignSpec("hot", "mouth", 8, "line", (0.35, 0.15), shape="claw", roll=(0, 110), frames=13),
-    SignSpec("look", "eye", 8, "line", (0.20, 0.20), shape="V", roll=(-70, -70), pitch=(0, 60),
-             frames=12),
-    SignSpec("sleep", "forehead", 9, "line", (0.0, 0.45), shape="5", shape_end="flatO", frames=15),
-    SignSpec("where", "neutral_high", 8, "wag", (0.12, 0.0), cycles=3, shape="1", frames=16),
-    SignSpec("bye", "side_high", 9, "hold", shape="flatB", shape_end="bent", shape_cycles=3,
-             frames=16),
-    SignSpec("cat", "cheek", 8, "line", (0.40, 0.02), shape="F", roll=(-80, -80), yaw=(20, 20),
-             frames=12),
-    SignSpec("fine", "chest", 4, "tap", (0.10, 0.0), cycles=2, shape="5", roll=(10, 10), yaw=(60, 60)),
-    SignSpec("no", "neutral_high", 9, "hold", shape="H", shape_end="flatO", shape_cycles=2, frames=14),
-)
-# Pairs made alike on purpose (chapter 5 looks for them among the most confused signs).
-SIMILAR_PAIRS = (
-    ("mom", "water", "same tap at the chin; hand shape 5 vs W"),
-    ("please", "happy", "same hand and place; circle clockwise vs counter-clockwise"),
-    ("mom", "dad", "same tap and hand shape; chin vs forehead"),
-    ("grandma", "grandpa", "same hops; chin vs forehead"),
-    ("mom", "grandma", "same hand at the chin; tap vs hops outward"),
-    ("sad", "cry", "both hands down from the eyes; hand 5 vs index, once vs twice"),
-    ("yes", "milk", "fist in front of the shoulder; nodding vs squeezing"),
-    ("mom", "fine", "same tap and hand shape; chin vs chest"),
-)
+# From gislr_utils/data/synthetic_signs.json: the hand shapes (flexion of thumb, index, middle,
+# ring, pinky: 0 straight, 1 fully bent; finger spread: -1 together, 0 the template's, 1 wide), the
+# hand-made signs (the fields that differ from SignSpec's defaults) and the pairs of them made
+# alike on purpose (sign, sign, how; chapter 5 looks for them among the most confused signs).
+_SIGNS = _data_file(SIGNS_NAME)
+HANDSHAPES = {k: tuple(v) for k, v in _SIGNS["handshapes"].items()}
+CATALOGUE: tuple[SignSpec, ...] = tuple(
+    SignSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in sign.items()}) for sign in _SIGNS["signs"])
+SIMILAR_PAIRS = tuple(tuple(pair) for pair in _SIGNS["similar_pairs"])
 
 
 def sign_key(spec: SignSpec) -> tuple:
@@ -317,8 +138,7 @@ def sign_key(spec: SignSpec) -> tuple:
     elif spec.path == "circle":
         direction = int(np.sign(spec.cycles))
     else:
-        ang = math.atan2(spec.vec[1], spec.vec[0])
-        direction = int(round(ang / (np.pi / 4))) % 8
+        direction = int(round(math.atan2(spec.vec[1], spec.vec[0]) / (np.pi / 4))) % 8
     return (spec.anchor, spec.path, direction, spec.shape, spec.shape_end, spec.two_hands)
 
 
@@ -332,28 +152,22 @@ def sign_catalogue(n_signs: int | None = None, seed: int = 0) -> list[SignSpec]:
     if not 2 <= n_signs <= NUM_CLASSES:
         raise ValueError(f"n_signs={n_signs} must be between 2 and {NUM_CLASSES}")
     specs = list(CATALOGUE[:n_signs])
-    if n_signs > len(CATALOGUE):
-        rng = np.random.default_rng([seed, 7])
-        used = {s.name for s in CATALOGUE}
-        keys = {sign_key(s) for s in CATALOGUE}
-        names = [s for s in config.SIGN_TO_INDEX if s not in used][: n_signs - len(CATALOGUE)]
-        shapes = sorted(set(HANDSHAPES) - {"relaxed"})
-        for name in names:
-            while True:
-                spec = _draw_sign(rng, name, shapes)
-                if sign_key(spec) not in keys:
-                    break
-            keys.add(sign_key(spec))
-            specs.append(spec)
+    rng = np.random.default_rng([seed, 7])
+    keys = {sign_key(s) for s in CATALOGUE}
+    names = [name for name in config.SIGN_TO_INDEX if name not in {s.name for s in CATALOGUE}]
+    shapes = sorted(set(HANDSHAPES) - {"relaxed"})
+    for name in names[:max(0, n_signs - len(CATALOGUE))]:
+        spec = _draw_sign(rng, name, shapes)
+        while sign_key(spec) in keys:
+            spec = _draw_sign(rng, name, shapes)
+        keys.add(sign_key(spec))
+        specs.append(spec)
     return specs
 
 
 def _draw_sign(rng, name: str, shapes: list) -> SignSpec:
-    path = PATHS[rng.integers(len(PATHS))]
-    ang = rng.uniform(0, 2 * np.pi)
-    length = rng.uniform(0.1, 0.45)
-    shape = shapes[rng.integers(len(shapes))]
-    change = rng.random() < 0.3
+    path, ang, length = PATHS[rng.integers(len(PATHS))], rng.uniform(0, 2 * np.pi), rng.uniform(0.1, 0.45)
+    shape, change = shapes[rng.integers(len(shapes))], rng.random() < 0.3
     return SignSpec(
         name, ANCHORS[rng.integers(len(ANCHORS))], int(rng.choice([4, 8, 9, 12])), path,
         (round(length * math.cos(ang), 3), round(length * math.sin(ang), 3)),
@@ -367,6 +181,12 @@ def _draw_sign(rng, name: str, shapes: list) -> SignSpec:
 # ---------------------------------------------------------------------------------------------
 # Geometry (all vectorised over frames)
 # ---------------------------------------------------------------------------------------------
+def _rot2(v: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rotate 2-D vectors v [..., k, 2] by angle [...] (radians, image coordinates)."""
+    c, s = np.cos(angle)[..., None], np.sin(angle)[..., None]
+    return np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], axis=-1)
+
+
 def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Rotation matrices [..., 3, 3] about unit `axis` [3] by `angle` [...] (Rodrigues)."""
     k = np.asarray(axis, dtype=np.float64)
@@ -388,8 +208,7 @@ def hand_shape(template: np.ndarray, flex: np.ndarray) -> np.ndarray:
     Long fingers spread about the palm normal at their base, then bend toward the palm (the
     camera side in the template) at the three joints; the thumb swings in front of the palm."""
     flex = np.asarray(flex, dtype=np.float64)
-    F = flex.shape[0]
-    h = np.broadcast_to(template, (F, 21, 3)).copy()
+    h = np.broadcast_to(template, (flex.shape[0], 21, 3)).copy()
     pts = h[:, FINGERS[1:]]                                            # [F, 4, 4, 3]
     ang = flex[:, 5:6] * np.radians([-9.0, 0.0, 8.0, 16.0])            # spread, [F, 4]
     c, s = np.cos(ang)[..., None], np.sin(ang)[..., None]
@@ -414,25 +233,21 @@ def hand_shape(template: np.ndarray, flex: np.ndarray) -> np.ndarray:
 
 def _path(spec: SignSpec, ph: np.ndarray) -> np.ndarray:
     """Offset [F, 2] (shoulder widths, canonical side) of the contact point at phases `ph`."""
-    v = np.asarray(spec.vec, dtype=np.float64)
-    t = ph[:, None]
+    v, t = np.asarray(spec.vec, dtype=np.float64), ph[:, None]
+    bumps = np.abs(np.sin(np.pi * spec.cycles * t))             # taps and hops
     if spec.path == "line":
         return v * t
     if spec.path == "tap":
-        return v * np.abs(np.sin(np.pi * spec.cycles * t))
+        return v * bumps
     if spec.path == "strokes":
-        k = abs(spec.cycles)
-        return v * np.minimum(1.0, (k * t) % 1.0 * 1.15)
+        return v * np.minimum(1.0, (abs(spec.cycles) * t) % 1.0 * 1.15)
     if spec.path == "hops":
         perp = np.array([v[1], -v[0]]) / (np.linalg.norm(v) + 1e-9)
-        if perp[1] > 0:
-            perp = -perp                               # hop upward
-        return v * t + 0.12 * perp * np.abs(np.sin(np.pi * spec.cycles * t))
+        return v * t + 0.12 * (-perp if perp[1] > 0 else perp) * bumps       # hop upward
     if spec.path == "wag":
         return v * np.sin(2 * np.pi * spec.cycles * t)
     if spec.path == "circle":
-        r = float(np.linalg.norm(v)) or 0.1
-        a0 = -np.pi / 2
+        r, a0 = float(np.linalg.norm(v)) or 0.1, -np.pi / 2
         a = a0 + 2 * np.pi * spec.cycles * t[:, 0]
         return r * np.stack([np.cos(a) - np.cos(a0), np.sin(a) - np.sin(a0)], axis=-1)
     if spec.path == "hold":
@@ -440,19 +255,11 @@ def _path(spec: SignSpec, ph: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown path {spec.path!r} in sign {spec.name!r}; choose one of {PATHS}")
 
 
-def _shape_track(spec: SignSpec, ph: np.ndarray) -> np.ndarray:
-    a = np.asarray(HANDSHAPES[spec.shape], dtype=np.float64)
-    if spec.shape_end is None:
-        return np.broadcast_to(a, (len(ph), 6)).copy()
-    b = np.asarray(HANDSHAPES[spec.shape_end], dtype=np.float64)
-    w = ph if spec.shape_cycles == 0 else (1 - np.cos(2 * np.pi * spec.shape_cycles * ph)) / 2
-    return a + (b - a) * w[:, None]
-
-
-def _angle_track(pair, ph, cycles=0.0):
-    a, b = np.radians(pair[0]), np.radians(pair[1])
+def _track(start, end, ph, cycles=0.0) -> np.ndarray:
+    """From `start` to `end` (numbers or vectors) over the phases `ph` [F] (cycles=0), or back and
+    forth `cycles` times -> [F] or [F, len(start)]."""
     w = ph if cycles == 0 else (1 - np.cos(2 * np.pi * cycles * ph)) / 2
-    return a + (b - a) * w
+    return np.add(start, np.multiply.outer(w, np.subtract(end, start)))
 
 
 def _smooth_noise(rng, n, scale, smooth=4.0, dims=()):
@@ -462,8 +269,7 @@ def _smooth_noise(rng, n, scale, smooth=4.0, dims=()):
     out = np.empty_like(x)
     acc = x[0]
     for i in range(n):                               # short clips: a Python loop is fine
-        acc = (1 - alpha) * acc + alpha * x[i]
-        out[i] = acc
+        acc = out[i] = (1 - alpha) * acc + alpha * x[i]
     return out * scale * math.sqrt(2 * smooth)
 
 
@@ -471,11 +277,9 @@ def _markov_presence(rng, n, p_drop, p_recover, p_start=0.85):
     """Runs of present/missing frames as MediaPipe produces them (bool [n])."""
     u = rng.random(n)
     out = np.empty(n, dtype=bool)
-    state = u[0] < p_start
-    for i in range(n):
-        if i:
-            state = (u[i] >= p_drop) if state else (u[i] < p_recover)
-        out[i] = state
+    out[0] = u[0] < p_start
+    for i in range(1, n):
+        out[i] = (u[i] >= p_drop) if out[i - 1] else (u[i] < p_recover)
     return out
 
 
@@ -509,21 +313,19 @@ def _stratified_normal(rng, n, mean=0.0, std=1.0):
     return mean + std * z
 
 
-def _participants(rng, n, tpl, left_fraction):
+def _participants(rng, n, tpl):
     """Each synthetic participant's body, camera placement, signing style and tracking quality,
     drawn around the real sample's statistics (template `stats`)."""
     st = tpl["stats"]
-    n_left = int(round(left_fraction * n))
+    n_left = int(round(LEFT_FRACTION * n))
     if n >= 2:
         n_left = min(max(n_left, 1), n - 1)          # both kinds present in any set of 2+
     side = np.full(n, -1)
     side[rng.permutation(n)[:n_left]] = +1           # +1: MediaPipe's left_hand dominant
     ids = np.sort(rng.choice(np.arange(1000, 65000), n, replace=False))
     norm = lambda mean, std: _stratified_normal(rng, n, mean, std)  # noqa: E731
-    p = pd.DataFrame({
-        "participant_id": ids,
-        "dominant": np.where(side > 0, "left", "right"),
-        "side": side,
+    return pd.DataFrame({                            # drawn in this order
+        "participant_id": ids, "dominant": np.where(side > 0, "left", "right"), "side": side,
         "mid_x": norm(st["mid_mean"][0], st["mid_std"][0] * 0.8),
         "mid_y": norm(st["mid_mean"][1], st["mid_std"][1] * 0.8),
         "shoulder_width": np.clip(norm(st["shoulder_width_mean"], st["shoulder_width_std"]), 0.4, 0.72),
@@ -531,19 +333,12 @@ def _participants(rng, n, tpl, left_fraction):
         "face_dy": norm(st["face_offset_mean"][1], st["face_offset_std"][1]),
         "face_scale": norm(st["face_scale_mean"], st["face_scale_std"] * 0.8),
         "hand_length": np.clip(norm(st["hand_length_mean"], 0.025), 0.24, 0.4),
-        "arm_scale": norm(1.0, 0.05),
-        "speed": np.exp(norm(0.0, 0.25)),            # > 1: slower (more frames)
-        "amplitude": norm(1.0, 0.10),
-        "ease": rng.uniform(-0.35, 0.35, n),
-        "drop": rng.uniform(0.02, 0.11, n),
-        "recover": rng.uniform(0.3, 0.6, n),
-        "jitter": rng.uniform(0.6, 1.4, n),
-        "rest_y": rng.uniform(0.97, 1.06, n),
-        "pose_z": norm(0.0, st["pose_z_clip_std"]),
-        "style_x": norm(0.0, 0.04),
-        "style_y": norm(0.0, 0.04),
+        "arm_scale": norm(1.0, 0.05), "speed": np.exp(norm(0.0, 0.25)),   # speed > 1: slower (more frames)
+        "amplitude": norm(1.0, 0.10), "ease": rng.uniform(-0.35, 0.35, n),
+        "drop": rng.uniform(0.02, 0.11, n), "recover": rng.uniform(0.3, 0.6, n),
+        "jitter": rng.uniform(0.6, 1.4, n), "rest_y": rng.uniform(0.97, 1.06, n),
+        "pose_z": norm(0.0, st["pose_z_clip_std"]), "style_x": norm(0.0, 0.04), "style_y": norm(0.0, 0.04),
     })
-    return p
 
 
 def _base_lengths(rng, n):
@@ -559,8 +354,7 @@ def _first_frame(rng):
     return int(np.clip(round(math.exp(rng.normal(math.log(20.0), 0.55))), 1, 200))
 
 
-def _clip(rng, spec: SignSpec, p, tpl, anchors_idx, base_length=18.0, no_hands=False,
-          switch=False) -> np.ndarray:
+def _clip(rng, spec: SignSpec, p, tpl, base_length: float, no_hands: bool, switch: bool) -> np.ndarray:
     """Frames [n, 543, 3] (float32, NaN for missing hands) of one clip of `spec` by participant p."""
     st = tpl["stats"]
     s = -p.side if switch else p.side                # +1: dominant hand on image right
@@ -572,36 +366,28 @@ def _clip(rng, spec: SignSpec, p, tpl, anchors_idx, base_length=18.0, no_hands=F
     # Short clips hold just the (quick) sign; longer ones also hold pauses with the hands down,
     # the longest a repeated sign (real clips over 80 frames miss the hand in ~2/3 of frames).
     if n <= 1.3 * dur:
-        start, act = 0, n
-        p0, p1, reps = rng.uniform(0, 0.1), rng.uniform(0.9, 1.0), 1
+        start, act, reps = 0, n, 1
+        p0, p1 = rng.uniform(0, 0.1), rng.uniform(0.9, 1.0)
     else:
         reps = 1 + int(n > 4 * dur) + int(n > 8 * dur)
         share = rng.uniform(0.55, 0.9) if n < 60 else rng.uniform(0.25, 0.55)
         act = min(n, max(dur * reps, int(round(n * share))))
-        start = int(rng.integers(0, n - act + 1))
-        p0, p1 = 0.0, 1.0
+        start, p0, p1 = int(rng.integers(0, n - act + 1)), 0.0, 1.0
     t = np.linspace(0.0, 1.0, act)
     t = t + p.ease * np.sin(2 * np.pi * t) / (2 * np.pi)
-    ph_act = (p0 + (p1 - p0) * ((t * reps) % 1.0 if reps > 1 else t))
+    ph_act = p0 + (p1 - p0) * ((t * reps) % 1.0 if reps > 1 else t)
     if reps > 1:
         ph_act[-1] = p1
-    ph = np.concatenate([np.full(start, ph_act[0]), ph_act, np.full(n - start - act, ph_act[-1])])
-    k = max(2, int(round(4 * speed)))
-    idx = np.arange(n)
-    ramp_in = np.clip((idx - (start - k)) / k, 0, 1)
-    ramp_out = np.clip(((start + act - 1 + k) - idx) / k, 0, 1)
-    blend = np.minimum(ramp_in, ramp_out)
-    blend = blend * blend * (3 - 2 * blend)          # smoothstep
+    ph = ph_act[np.clip(np.arange(n) - start, 0, act - 1)]         # held before and after
+    k = max(2, int(round(4 * speed)))                                # transition frames
+    blend = np.clip(np.minimum(np.arange(n) - (start - k), (start + act - 1 + k) - np.arange(n)) / k, 0, 1)
+    blend = blend * blend * (3 - 2 * blend)          # smoothstep: 0 hands down, 1 signing
     if start == 0 and act == n:
         blend[:] = 1.0
 
     # Body placement in the image, per clip and per frame.
     sw = p.shoulder_width * rng.normal(1.0, 0.04)
-    mid = np.array([p.mid_x, p.mid_y]) + rng.normal(0, 0.02, 2)
-    jit = p.jitter
-    sway = _smooth_noise(rng, n, 0.004, dims=(2,))
-    mid_t = mid + sway                                              # [n, 2]
-
+    mid_t = np.array([p.mid_x, p.mid_y]) + rng.normal(0, 0.02, 2) + _smooth_noise(rng, n, 0.004, dims=(2,))
     frames = np.empty((n, N_ROWS, N_DIMS))
 
     # Face: template rotated (roll, yaw, pitch), scaled, placed; mouth opens and closes.
@@ -612,139 +398,102 @@ def _clip(rng, spec: SignSpec, p, tpl, anchors_idx, base_length=18.0, no_hands=F
     yaw = rng.normal(0, 0.12) + _smooth_noise(rng, n, 0.03)
     pitch = rng.normal(0, 0.08) + _smooth_noise(rng, n, 0.03)
     rot = _euler(roll, yaw, pitch)                                  # [n, 3, 3]
-    face_t = tpl["face"].copy()
-    face = np.broadcast_to(face_t, (n, 468, 3)).copy()
+    face = np.broadcast_to(tpl["face"], (n, 468, 3)).copy()
     mouth = np.clip(_smooth_noise(rng, n, 1.0, smooth=3.0), 0, None) * rng.uniform(0, 0.05)
     face[:, LOWER_LIP, 1] += mouth[:, None]
     face = (face @ rot.transpose(0, 2, 1)) * fscale
     face[..., :2] += head[:, None]
     face[..., 2] += st["face_z_mean"]
-    face += rng.normal(0, 0.0008 * jit, face.shape)
+    face += rng.normal(0, 0.0008 * p.jitter, face.shape)
     frames[:, FACE] = face
 
     # Pose: head points ride with the face; body from the template; arms below.
-    ph_tpl = tpl["pose_head"]
-    head_pts = (ph_tpl[:, :2] @ rot[:, :2, :2].transpose(0, 2, 1)) * fscale + head[:, None]
+    pose = frames[:, POSE0:POSE0 + 33]                              # a view: written in place
     pz = p.pose_z + rng.normal(0, 0.1)
-    body = tpl["pose_body"]
-    pose = np.empty((n, 33, 3))
-    pose[:, :, :2] = body[:, :2] * sw + mid_t[:, None]
-    pose[:, :11, :2] = head_pts
-    pose[:, :, 2] = body[:, 2] + pz
-    pose[:, :, :2] += rng.normal(0, 0.003 * jit, (n, 33, 2))
+    pose[:, :, :2] = tpl["pose_body"][:, :2] * sw + mid_t[:, None]
+    pose[:, :11, :2] = (tpl["pose_head"][:, :2] @ rot[:, :2, :2].transpose(0, 2, 1)) * fscale + head[:, None]
+    pose[:, :, 2] = tpl["pose_body"][:, 2] + pz
+    pose[:, :, :2] += rng.normal(0, 0.003 * p.jitter, (n, 33, 2))
     pose[:, :, 2] += rng.normal(0, 0.04, (n, 33))
     pose[:, 23:, :2] += rng.normal(0, 0.02, (n, 10, 2))             # legs: out of the image, vague
 
     def to_img(v_body, side):                    # body units on `side` -> image offset
         return np.asarray(v_body) * np.array([side, 1.0]) * sw
 
-    # Anchors (image coordinates, per frame) for the dominant side s.
-    def anchor(name, side):
-        lm = anchors_idx[side]
-        if name in lm:
-            return face[:, lm[name], :2]
-        body_pts = {"chest": (0.0, 0.42), "shoulder": (0.5, 0.05), "neutral": (0.35, 0.5),
-                    "neutral_high": (0.38, 0.12), "side_high": (0.62, -0.35)}
-        return mid_t + to_img(body_pts[name], side)
+    def anchor(name, side):                      # image position [n, 2] of an anchor on `side`
+        if name in BODY_ANCHORS:
+            return mid_t + to_img(BODY_ANCHORS[name], side)
+        i = FACE_ANCHORS[name]
+        if isinstance(i, tuple):                 # a pair: the one on the hand's side
+            i = i[0] if side > 0 else i[1]
+        return face[:, i, :2]
+
+    def resting(side):                           # wrist [n, 2] and hand [n, 21, 3] hanging down
+        wrist = mid_t + to_img(tpl["rest_arm"][2, :2], side)
+        wrist[:, 1] = np.maximum(wrist[:, 1], p.rest_y)                # below the image
+        local = tpl["rest_hand"] * hand_len * np.array([side, 1.0, 1.0])
+        return wrist, np.concatenate([wrist[:, None] + local[None, :, :2],
+                                      np.broadcast_to(local[:, 2:], (n, 21, 1))], axis=-1)
 
     amp = p.amplitude * rng.normal(1.0, 0.06)
     turn = rng.normal(0, np.radians(8))
     hand_len = p.hand_length * sw * rng.normal(1.0, 0.03)
     style = np.array([p.style_x, p.style_y]) + rng.normal(0, 0.025, 2)
     arm_l1 = st["upper_arm"] * p.arm_scale * sw
-    pose_arm_rest = tpl["rest_arm"]
-    out_hands = {}
-    out_arms = {}
-    sides = [s, -s] if spec.two_hands else [s]
-    for hi, side in enumerate(sides):
+    arm_z = {}                                   # z of elbow, wrist, pinky, index, thumb per side
+    for hi, side in enumerate([s, -s] if spec.two_hands else [s]):
         off = _rot2(_path(spec, ph), turn) * amp + style + spec.start  # [n, 2] body units
         if hi == 1:
             off = off + rng.normal(0, 0.03, 2)
         contact_pt = anchor(spec.anchor, side) + to_img(off, side)
-        flex = _shape_track(spec, ph) + rng.normal(0, 0.06, 6)
+        flex = _track(HANDSHAPES[spec.shape], HANDSHAPES[spec.shape_end or spec.shape], ph,
+                      spec.shape_cycles) + rng.normal(0, 0.06, 6)
         flex[:, :5] = np.clip(flex[:, :5] + rng.normal(0, 0.03, (n, 5)), 0, 1)
-        r = _angle_track(spec.roll, ph) + rng.normal(0, np.radians(8)) + rng.normal(0, 0.04, n)
-        y = _angle_track(spec.yaw, ph) + rng.normal(0, np.radians(8))
-        pi = _angle_track(spec.pitch, ph, spec.pitch_cycles) + rng.normal(0, np.radians(8))
-        local = (hand_shape(tpl["hand"], flex) @ _euler(r, y, pi).transpose(0, 2, 1)) * hand_len
-        local[..., 0] *= side
+        r = _track(*np.radians(spec.roll), ph) + rng.normal(0, np.radians(8)) + rng.normal(0, 0.04, n)
+        y = _track(*np.radians(spec.yaw), ph) + rng.normal(0, np.radians(8))
+        pi = _track(*np.radians(spec.pitch), ph, spec.pitch_cycles) + rng.normal(0, np.radians(8))
+        local = hand_shape(tpl["hand"], flex) @ _euler(r, y, pi).transpose(0, 2, 1)
+        local = local * hand_len * np.array([side, 1.0, 1.0])              # mirrored on the right
         h_sign = contact_pt[:, None] - local[:, spec.contact:spec.contact + 1, :2] + local[..., :2]
-        # Resting hand: hanging at the side, below the image.
-        rest_w = mid_t + to_img(pose_arm_rest[2, :2], side)
-        rest_w[:, 1] = np.maximum(rest_w[:, 1], p.rest_y)
-        rest_local = tpl["rest_hand"] * hand_len
-        rest_local[..., 0] *= side
-        h_rest = rest_w[:, None] + rest_local[None, :, :2]
+        rest_w, h_rest = resting(side)
         b = blend[:, None, None]
-        hxy = b * h_sign + (1 - b) * h_rest
-        hz = b[..., 0] * local[..., 2] + (1 - b[..., 0]) * rest_local[None, :, 2]
-        hand = np.concatenate([hxy, hz[..., None]], axis=-1)
-        hand[..., :2] += rng.normal(0, 0.003 * jit, (n, 1, 2)) + rng.normal(0, 0.0025 * jit, (n, 21, 2))
+        hand = b * np.concatenate([h_sign, local[..., 2:]], axis=-1) + (1 - b) * h_rest
+        hand[..., :2] += rng.normal(0, 0.003 * p.jitter, (n, 1, 2)) + rng.normal(0, 0.0025 * p.jitter, (n, 21, 2))
         hand[..., 2] += rng.normal(0, 0.004, (n, 21))
         # Which frames MediaPipe finds this hand in.
-        drop = p.drop * (1.6 if hi == 1 else 1.0)
-        seen = _markov_presence(rng, n, drop, p.recover) & _in_image(hand)
+        seen = _markov_presence(rng, n, p.drop * (1.6 if hi == 1 else 1.0), p.recover) & _in_image(hand)
         seen &= (blend > 0.99) | (rng.random(n) < 0.3)           # fast transitions: motion blur
         if not seen[start:start + act].any() and not no_hands and hi == 0:
             seen[start + act // 2] = True
-        out_hands[side] = (hand, seen)
+        frames[:, HAND0[side]:HAND0[side] + 21] = np.where(seen[:, None, None] & (not no_hands), hand, np.nan)
         # Arm: shoulder fixed, wrist at the hand, elbow by inverse kinematics.
         sh = pose[:, 11 if side > 0 else 12, :2]
         wrist = hand[:, 0, :2] + rng.normal(0, 0.012, 2)
-        elbow = _elbow(sh, wrist, 0.85 * arm_l1, side)
         lift = np.clip((rest_w[:, 1] - wrist[:, 1]) / (rest_w[:, 1] - sh[:, 1]), 0, 1)
-        arm_z = st["rest_arm_z"] + (st["active_arm_z"] - st["rest_arm_z"]) * lift[:, None]
-        arm = np.stack([elbow, wrist, (hand[:, 17, :2] + hand[:, 18, :2]) / 2, hand[:, 5, :2],
-                        hand[:, 2, :2]], axis=1) + rng.normal(0, 0.015, (n, 5, 2))
-        out_arms[side] = (arm, arm_z[:, 1:] + pz)
+        arm = np.stack([_elbow(sh, wrist, 0.85 * arm_l1, side), wrist, (hand[:, 17, :2] + hand[:, 18, :2]) / 2,
+                        hand[:, 5, :2], hand[:, 2, :2]], axis=1) + rng.normal(0, 0.015, (n, 5, 2))
+        pose[:, ARM[1:] + (side < 0), :2] = arm
+        arm_z[side] = (st["rest_arm_z"] + (st["active_arm_z"] - st["rest_arm_z"]) * lift[:, None])[:, 1:] + pz
 
-    other = -s
-    if other not in out_hands:                        # one-handed sign: the other hand rests
-        rest_w = mid_t + to_img(pose_arm_rest[2, :2], other)
-        rest_w[:, 1] = np.maximum(rest_w[:, 1], p.rest_y)
-        rest_local = tpl["rest_hand"] * hand_len
-        rest_local[..., 0] *= other
-        hand = np.concatenate([rest_w[:, None] + rest_local[None, :, :2],
-                               np.broadcast_to(rest_local[:, 2:], (n, 21, 1))], axis=-1)
-        hand[..., :2] += rng.normal(0, 0.004 * jit, (n, 21, 2))
+    if not spec.two_hands:                       # one-handed sign: the other hand rests
+        rest_w, hand = resting(-s)
+        hand[..., :2] += rng.normal(0, 0.004 * p.jitter, (n, 21, 2))
         seen = np.zeros(n, dtype=bool)
         if rng.random() < 0.06 and n >= 3:           # occasionally raised into view briefly
             a0 = int(rng.integers(0, n - 1))
             a1 = min(n, a0 + int(rng.integers(1, 6)))
-            up = tpl["relaxed_hand"] * hand_len
-            up[:, 0] *= other
+            up = tpl["relaxed_hand"] * hand_len * np.array([-s, 1.0, 1.0])
             wrist = rest_w[a0] - np.array([0.0, rest_w[a0, 1] - rng.uniform(0.85, 0.95)])
-            hand[a0:a1, :, :2] = wrist + up[:, :2] + rng.normal(0, 0.004 * jit, (a1 - a0, 21, 2))
+            hand[a0:a1, :, :2] = wrist + up[:, :2] + rng.normal(0, 0.004 * p.jitter, (a1 - a0, 21, 2))
             hand[a0:a1, :, 2] = up[:, 2]
             seen[a0:a1] = True
-        out_hands[other] = (hand, seen)
-        arm = np.stack([mid_t + to_img(pose_arm_rest[i, :2], other) for i in range(1, 6)], axis=1)
-        arm += rng.normal(0, 0.01, (n, 5, 2))
-        out_arms[other] = (arm, np.broadcast_to(st["rest_arm_z"][1:] + pz, (n, 5)))
-    for side, (arm, arm_z) in out_arms.items():
-        lm = ARM[1:] + (0 if side > 0 else 1)
-        pose[:, lm, :2] = arm
-        pose[:, lm, 2] = arm_z + rng.normal(0, 0.05, (n, 5))
-    frames[:, POSE0:POSE0 + 33] = pose
-    for side, (hand, seen) in out_hands.items():
-        h = hand.copy()
-        h[~seen] = np.nan
-        if no_hands:
-            h[:] = np.nan
-        frames[:, HAND0[side]:HAND0[side] + 21] = h
+        frames[:, HAND0[-s]:HAND0[-s] + 21] = np.where(seen[:, None, None] & (not no_hands), hand, np.nan)
+        pose[:, ARM[1:] + (s > 0), :2] = (mid_t[:, None] + to_img(tpl["rest_arm"][1:, :2], -s)
+                                          + rng.normal(0, 0.01, (n, 5, 2)))
+        arm_z[-s] = st["rest_arm_z"][1:] + pz
+    for side, z in arm_z.items():
+        pose[:, ARM[1:] + (side < 0), 2] = z + rng.normal(0, 0.05, (n, 5))
     return frames.astype(np.float32)
-
-
-def _anchor_landmarks(tpl) -> dict:
-    """Face landmarks used as anchors, for a dominant hand on image right (+1) or left (-1)."""
-    f = tpl["face"]
-    pick = lambda a, b, side: a if side * (f[a, 0] - f[b, 0]) > 0 else b  # noqa: E731
-    out = {}
-    for side in (+1, -1):
-        out[side] = {"forehead": 151, "nose": 4, "mouth": 13, "chin": 152,
-                     "eye": pick(263, 33, side), "temple": pick(356, 127, side),
-                     "cheek": pick(280, 50, side)}
-    return out
 
 
 def _unique_ints(rng, n, low, high):
@@ -766,8 +515,7 @@ def _clip_counts(rng, total: int, n_participants: int, n_signs: int) -> np.ndarr
 
 def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
              n_participants: int = DEFAULT_SIZE["n_participants"],
-             clips_per_sign: int = DEFAULT_SIZE["clips_per_sign"], left_fraction: float = 0.35,
-             no_hand_fraction: float = 0.002, switch_fraction: float = 0.05,
+             clips_per_sign: int = DEFAULT_SIZE["clips_per_sign"], no_hand_fraction: float = 0.002,
              overwrite: bool = False, progress: bool = False, n_clips: int | None = None) -> Path:
     """Generate a synthetic GISLR data set into `out_dir` and return it (chapter 1).
 
@@ -777,116 +525,141 @@ def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
     `n_signs` signs (:func:`sign_catalogue`), `n_participants` participants, `clips_per_sign`
     clips of every sign per participant, or, with `n_clips`, that many clips in all, spread
     unevenly as in GISLR (:func:`_clip_counts`: some participants and signs have more clips than
-    others; `clips_per_sign` is then ignored). `left_fraction` of the participants sign with MediaPipe's
-    ``left_hand`` (real sample: 8 of 21), `switch_fraction` of clips use the other hand, and
+    others; `clips_per_sign` is then ignored). :data:`LEFT_FRACTION` of the participants sign
+    with MediaPipe's ``left_hand``, :data:`SWITCH_FRACTION` of clips use the other hand, and
     `no_hand_fraction` of clips have no hand at all (such clips exist in the real data too).
-    Same arguments -> byte-identical ``train.csv`` and identical landmark arrays.
+    Same arguments -> byte-identical files. `out_dir` must be empty unless `overwrite`;
+    `progress` shows a progress bar. This writes in place: :func:`ensure_data_dir` makes the
+    book's set atomically.
     """
     out_dir = Path(out_dir)
-    sizes = (("n_participants", n_participants), ("clips_per_sign", clips_per_sign))
-    if n_clips is not None:
-        sizes += (("n_clips", n_clips),)
-    for name, v in sizes:
-        if int(v) < 1:
+    for name, v in (("n_participants", n_participants), ("clips_per_sign", clips_per_sign), ("n_clips", n_clips)):
+        if v is not None and int(v) < 1:
             raise ValueError(f"{name}={v} must be at least 1")
-    for name, v in (("left_fraction", left_fraction), ("no_hand_fraction", no_hand_fraction),
-                    ("switch_fraction", switch_fraction)):
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name}={v} must be between 0 and 1")
+    if not 0.0 <= no_hand_fraction <= 1.0:
+        raise ValueError(f"no_hand_fraction={no_hand_fraction} must be between 0 and 1")
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out_dir}: directory is not empty (pass overwrite=True)")
         shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     rng = np.random.default_rng(seed)
     tpl = load_template()
     specs = sign_catalogue(n_signs, seed)
-    people = _participants(rng, int(n_participants), tpl, left_fraction)
+    people = _participants(rng, int(n_participants), tpl)
     if n_clips is None:
         counts = np.full((len(people), len(specs)), int(clips_per_sign))
     else:
         counts = _clip_counts(rng, int(n_clips), len(people), len(specs))
     total = int(counts.sum())
     seq_ids = _unique_ints(rng, total, 10 ** 6, 2 ** 32 - 1)
-    plan = [(pi, si) for pi in range(len(people)) for si in range(len(specs))
-            for _ in range(int(counts[pi, si]))]
+    plan = np.repeat(np.arange(counts.size), counts.ravel())     # each clip's participant * n_signs + sign
     n_none = int(round(no_hand_fraction * total))
     none_clips = set(rng.choice(total, n_none, replace=False).tolist()) if n_none else set()
-    switched = rng.random(total) < switch_fraction
+    switched = rng.random(total) < SWITCH_FRACTION
     lengths = _base_lengths(rng, total)
-    anchors_idx = _anchor_landmarks(tpl)
 
-    records = [SimpleNamespace(**r) for r in people.to_dict("records")]
-    for pid in people["participant_id"]:
-        (out_dir / "train_landmark_files" / str(pid)).mkdir(parents=True, exist_ok=True)
-    rows = []
-    it = range(total)
+    records = list(people.itertuples(index=False))
+    rows, writes, clips = [], [], range(total)
     if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="synthetic clips", unit="clip")
+        from tqdm import tqdm
+        clips = tqdm(clips, desc="synthetic clips", unit="clip")
     # Clips are drawn in order in this thread (determinism); a second thread writes the files
     # (pyarrow releases the GIL), so drawing and writing overlap.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = deque()
-        for c in it:
-            pi, si = plan[c]
-            p = records[pi]
-            spec = specs[si]
-            frames = _clip(rng, spec, p, tpl, anchors_idx, base_length=lengths[c],
-                           no_hands=c in none_clips,
-                           switch=switched[c])
-            pid, sid = int(p.participant_id), int(seq_ids[c])
-            rel = f"train_landmark_files/{pid}/{sid}.parquet"
-            pending.append(pool.submit(write_landmark_file, out_dir / rel, frames, _first_frame(rng)))
-            while len(pending) > 16:
-                pending.popleft().result()
-            rows.append((rel, pid, sid, spec.name))
-        for f in pending:
-            f.result()
+        for c in clips:
+            p, spec = records[plan[c] // len(specs)], specs[plan[c] % len(specs)]
+            frames = _clip(rng, spec, p, tpl, lengths[c], c in none_clips, switched[c])
+            rel = f"train_landmark_files/{p.participant_id}/{seq_ids[c]}.parquet"
+            writes.append(pool.submit(write_landmark_file, out_dir / rel, frames, _first_frame(rng)))
+            if c >= 16:
+                writes[c - 16].result()          # at most 16 clips wait in memory; a write's error stops here
+            rows.append((rel, p.participant_id, seq_ids[c], spec.name))
+        for w in writes[-16:]:
+            w.result()
     train = pd.DataFrame(rows, columns=["path", "participant_id", "sequence_id", "sign"])
-    train = train.iloc[rng.permutation(len(train))]
-    train.to_csv(out_dir / "train.csv", index=False, lineterminator="\n")
+    train.iloc[rng.permutation(total)].to_csv(out_dir / "train.csv", index=False, lineterminator="\n")
     (out_dir / SIGN_MAP_NAME).write_text(json.dumps(config.SIGN_TO_INDEX))
     people.drop(columns=["side"]).round(4).to_csv(out_dir / "synthetic_participants.csv",
                                                   index=False, lineterminator="\n")
     return out_dir
 
 
+# ---------------------------------------------------------------------------------------------
+# The book's default set, made once per artifacts folder (the rules of `runs`)
+# ---------------------------------------------------------------------------------------------
 def ensure_data_dir(data_dir=None, artifacts_dir=None, seed: int = 0) -> Path:
     """The data directory a chapter works on (every chapter's first cell calls this).
 
     With `data_dir` (e.g. the real Kaggle download) return it after checking it exists. Without,
     return the default synthetic set ``<artifacts_dir>/synthetic_seed<seed>/``, generating it
-    first unless a complete copy is there (a marker written last tells; an incomplete or outdated
-    directory is regenerated).
+    first unless a complete copy is there (its marker, written last, records the generator
+    version, seed and size). It follows the rules of every artefact (:mod:`gislr_utils.runs`):
+    the set is generated into a temporary folder (`runs.temp_path`) and renamed into place only
+    if no complete copy is there: a complete copy is never deleted or replaced, so when two
+    processes generate it at once, the one that finishes second discards its own copy and uses
+    the first's, which may be in use; an outdated or incomplete copy is replaced. What killed
+    generations left is removed first (`runs.clean_stale_temporaries`, and the
+    ``.synthetic_seed<seed>.tmp<pid>`` folders of earlier versions whose process is gone).
     """
     if data_dir is not None:
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
             raise FileNotFoundError(f"{data_dir}: data directory not found")
         return data_dir
-    root = Path(artifacts_dir) if artifacts_dir is not None else config.DEFAULT_ARTIFACTS_DIR
+    root = Path(artifacts_dir) if artifacts_dir is not None else config.default_artifacts_dir()
     target = root / f"synthetic_seed{seed}"
     settings = {"generator_version": GENERATOR_VERSION, "seed": int(seed), **DEFAULT_SIZE}
-    marker = target / MARKER_NAME
-    if marker.exists():
+    runs.clean_stale_temporaries(root)                    # what killed generations left
+    for old in root.glob(".synthetic_seed*.tmp*"):        # ... and those of earlier versions
+        m = re.fullmatch(r"\.synthetic_seed\d+\.tmp(\d+)", old.name)
+        if m and not _process_alive(int(m[1])):
+            shutil.rmtree(old, ignore_errors=True)
+    if not _is_complete(target, settings):
+        tmp = runs.temp_path(target)
         try:
-            if json.loads(marker.read_text()) == settings:
-                return target
-        except json.JSONDecodeError:
-            pass
-    tmp = root / f".synthetic_seed{seed}.tmp{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    generate(tmp, seed=seed, **DEFAULT_SIZE)
-    (tmp / MARKER_NAME).write_text(json.dumps(settings))
-    if target.exists():
-        shutil.rmtree(target)
-    try:
-        os.replace(tmp, target)
-    except OSError:                                   # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (marker.exists() and json.loads(marker.read_text()) == settings):
-            raise
+            generate(tmp, seed=seed, **DEFAULT_SIZE)
+            (tmp / MARKER_NAME).write_text(json.dumps(settings))     # last: the copy is complete
+            _install(tmp, target, settings)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)       # left when another process finished first
     return target
+
+
+def _is_complete(folder: Path, settings: dict) -> bool:
+    """Whether `folder` holds a complete synthetic set made with `settings` (its marker says so)."""
+    try:
+        return json.loads((folder / MARKER_NAME).read_text()) == settings
+    except (OSError, ValueError):
+        return False
+
+
+def _install(tmp: Path, target: Path, settings: dict) -> None:
+    """Rename the complete set `tmp` to `target` unless a complete copy is there already (`tmp` is
+    then left for the caller to remove). A folder is renamed only onto a missing or empty folder,
+    so of two processes that finish at once one renames and the other finds its copy complete."""
+    while not _is_complete(target, settings):
+        try:
+            os.rename(tmp, target)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        aside = runs.temp_path(target)           # an outdated or incomplete copy: move it aside
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(target, aside)
+        if _is_complete(aside, settings):        # another process had installed it just now
+            with contextlib.suppress(OSError):
+                os.rename(aside, target)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine runs (for temporaries named by an earlier version)."""
+    try:
+        os.kill(pid, 0)                          # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True                              # another user's process, or cannot tell
+    return True

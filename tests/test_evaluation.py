@@ -7,8 +7,15 @@ import pandas as pd
 import pytest
 
 import gislr_utils  # noqa: F401  (silences TensorFlow before it loads)
+from gislr_utils import config
 from gislr_utils import evaluation as ev
 from gislr_utils.config import INDEX_TO_SIGN
+
+
+def _tiny_model(**settings):
+    from gislr_utils.model import build_model
+    tiny = dict(units=16, embedding_units=8, num_blocks=1, num_heads=2)
+    return build_model(config.resolve("classroom", **{**tiny, **settings}))
 
 
 def _probs(n, c=250, seed=0):
@@ -115,21 +122,34 @@ def test_write_metrics(tmp_path):
     del bad["top5"]
     with pytest.raises(ValueError, match="top5"):
         ev.write_metrics(tmp_path / "m.json", bad)
+    # NumPy numbers and arrays become JSON numbers and lists; other objects are refused
+    path = ev.write_metrics(tmp_path / "np.json", {**m, "n_val": np.int64(4), "top5": np.float32(0.5)},
+                            participants=np.array([3, 7]), ok=np.bool_(True))
+    data = json.loads(path.read_text())
+    assert data["n_val"] == 4 and data["top5"] == 0.5 and data["participants"] == [3, 7] and data["ok"] is True
+    with pytest.raises(TypeError, match="set"):
+        ev.write_metrics(tmp_path / "bad.json", m, participants={3, 7})
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="probs"):
         ev.summary_metrics(np.array([0, 1]), _probs(3))
+    with pytest.raises(ValueError, match=r"probs must be \[n, num_classes\] with n = 2"):
+        ev.summary_metrics(np.array([0, 1]), _probs(2)[0])
     with pytest.raises(ValueError, match="outside"):
         ev.top_k_accuracy(np.array([0, 300]), _probs(2), 5)
+    with pytest.raises(ValueError, match="outside"):
+        ev.top_k_accuracy(np.array([-1, 3]), _probs(2), 5)
     with pytest.raises(ValueError, match="y_pred"):
         ev.classification_report_df(np.array([0, 1]), np.array([0]))
+    with pytest.raises(ValueError, match="y_pred"):
+        ev.most_confused_pairs(np.array([0, 1]), np.array([[0, 1]]))
+    with pytest.raises(ValueError, match="y_true"):
+        ev.summary_metrics(np.array([], int), _probs(0))
 
 
 def test_predict_and_evaluate_with_a_tiny_model():
-    from gislr_utils.model import build_model
-    model = build_model("classroom", None, units=16, lips_units=8, hands_units=8, pose_units=8,
-                        num_blocks=1, num_heads=2, attention_mask="keys")
+    model = _tiny_model(attention_mask="keys")
     rng = np.random.default_rng(0)
     X = rng.random((5, 64, 66, 3), dtype=np.float32)
     idxs = np.tile(np.arange(64, dtype=np.float32), (5, 1))
@@ -149,9 +169,8 @@ def test_predict_and_evaluate_with_a_tiny_model():
 
 def test_seeded_predictions_of_a_model_random_at_inference(tmp_path):
     """The seed preset drops frames at inference; a seed makes predictions repeatable, also after loading."""
-    from gislr_utils.model import build_model, load_model
-    model = build_model("classroom", None, units=16, lips_units=8, hands_units=8, pose_units=8,
-                        num_blocks=1, num_heads=2, attention_mask="seed")
+    from gislr_utils.model import load_model
+    model = _tiny_model(attention_mask="seed", frame_drop_at_inference=True)
     rng = np.random.default_rng(1)
     X = rng.random((6, 64, 66, 3), dtype=np.float32)
     idxs = np.tile(np.arange(64, dtype=np.float32), (6, 1))
@@ -254,12 +273,11 @@ def test_compare_with_seed_keeps_shared_signs_with_a_seed_f1():
 
 
 @pytest.mark.parametrize("mode", ["keys", "seed"])
-def test_predict_on_valid_frames_equals_the_64_frame_model(mode):
-    """Deterministic models run on each clip's valid frames, batched by length (chapter 6)."""
-    from gislr_utils.model import build_model
-    model = build_model("classroom", None, units=16, lips_units=8, hands_units=8, pose_units=8,
-                        num_blocks=2, num_heads=2, attention_mask=mode,
-                        frame_drop_at_inference=False)
+def test_predict_is_the_64_frame_model_and_the_files_valid_frames_computation(mode):
+    """`predict` runs the 64-frame model; the TFLite file's computation on each clip's valid frames
+    (`export.compact_forward`, chapter 6) gives the same probabilities."""
+    from gislr_utils import export
+    model = _tiny_model(num_blocks=2, attention_mask=mode)
     rng = np.random.default_rng(2)
     for w in model.weights:
         w.assign((rng.normal(size=w.shape) * 0.3).astype("float32"))
@@ -269,14 +287,10 @@ def test_predict_on_valid_frames_equals_the_64_frame_model(mode):
     for i, n in enumerate(lengths):
         idxs[i, :n] = np.arange(n)
         X[i, n:] = 0.0
-    assert ev._valid_frames_only(model, X, idxs)
-    ref = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, verbose=0)
+    ref = model([X, idxs], training=False).numpy()
     assert ref.std(axis=1).min() > 1e-4
     for batch_size in (3, 256):
-        np.testing.assert_allclose(ev.predict(model, X, idxs, batch_size=batch_size), ref,
-                                   atol=1e-6)
-    X[2, 10] = 0.5                           # padding that is not the preprocessing's: all rows
-    assert not ev._valid_frames_only(model, X, idxs)
-    np.testing.assert_allclose(
-        ev.predict(model, X, idxs),
-        model.predict({"frames": X, "non_empty_frame_idxs": idxs}, verbose=0), atol=1e-6)
+        np.testing.assert_allclose(ev.predict(model, X, idxs, batch_size=batch_size), ref, atol=1e-6)
+    np.testing.assert_allclose(export.compact_forward(model, X, idxs).numpy(), ref, atol=1e-6)
+    X[2, 10] = 0.5                           # padding that is not the preprocessing's: still all rows
+    np.testing.assert_allclose(ev.predict(model, X, idxs), model([X, idxs], training=False).numpy(), atol=1e-6)

@@ -1,17 +1,18 @@
-"""Tests of gislr_utils.model: exact parameter counts, masking arithmetic, formulations, saving."""
+"""Tests of gislr_utils.model: exact parameter counts, masking arithmetic, the attention, saving."""
 import numpy as np
 import pytest
 
 import gislr_utils  # noqa: F401  (environment before TensorFlow)
 from gislr_utils._tf import keras, tf
+from gislr_utils import config, export
 from gislr_utils import model as gm
 from gislr_utils.model import build_model, parameter_counts, scaled_dot_product_attention
 
-TINY = dict(units=32, lips_units=16, hands_units=16, pose_units=16, num_heads=4, num_blocks=1)
+TINY = dict(units=32, embedding_units=16, num_heads=4, num_blocks=1)
 
 
-def tiny(**kw):
-    return build_model("classroom", **{**TINY, **kw})
+def tiny(stats=None, **kw):
+    return build_model(config.resolve("classroom", **{**TINY, **kw}), stats)
 
 
 def make_batch(seed=0, lengths=(64, 30, 5, 1)):
@@ -34,7 +35,7 @@ def np_softmax(s):
 # ------------------------------------------------------------------ parameter counts
 @pytest.fixture(scope="module")
 def seed_model():
-    return build_model("seed")
+    return build_model(config.resolve("seed"))
 
 
 def test_seed_parameter_count_matches_report_layer_for_layer(seed_model):
@@ -53,6 +54,9 @@ def test_seed_parameter_count_matches_report_layer_for_layer(seed_model):
     assert c["block_0_mlp"] == c["block_1_mlp"] == 1_050_112
     assert c["classifier"] == 128_250
     assert sum(int(np.prod(w.shape)) for w in seed_model.non_trainable_weights) == 0
+    assert {layer.name: layer.count_params() for layer in seed_model.layers} == {
+        "frames": 0, "non_empty_frame_idxs": 0, "frame_mask": 0, "normalisation": 0, "embedding": 986_243,
+        "block_0": 2_100_736, "block_1": 2_100_736, "pooling": 0, "dropout": 0, "classifier": 128_250}
 
 
 def test_seed_parameter_count_from_architecture_arithmetic(seed_model):
@@ -74,9 +78,20 @@ def test_seed_parameter_count_from_architecture_arithmetic(seed_model):
     assert c["total"] == c["embedding"] + c["transformer"] + c["classifier"]
 
 
-def test_per_head_formulation_has_the_same_parameter_count():
-    assert tiny(attention_impl="per_head").count_params() == tiny().count_params()
-    assert build_model("seed", attention_impl="per_head").count_params() == 5_315_965
+def per_head_parameters(units, heads):
+    """The seed's attention layers: a Dense(units -> depth) with bias per head for each of q, k
+    and v, and one Dense(units -> units) for the output."""
+    depth = units // heads
+    return 3 * heads * (units * depth + depth) + units * units + units
+
+
+def test_fused_attention_has_the_parameters_of_the_seeds_per_head_layers(seed_model):
+    for block in gm.blocks(seed_model):
+        assert block.mha.count_params() == per_head_parameters(512, 8) == 1_050_624
+    m = tiny(num_blocks=2)
+    assert [b.mha.count_params() for b in gm.blocks(m)] == [per_head_parameters(32, 4)] * 2
+    mha = gm.blocks(m)[0].mha
+    assert [tuple(w.shape) for w in mha.weights] == [(32, 32), (32,)] * 4     # wq, wk, wv, wo
 
 
 def test_stats_do_not_add_parameters():
@@ -98,12 +113,14 @@ def test_output_shape_softmax_and_dict_inputs():
     assert not m.compiled  # build_model does not compile
 
 
-@pytest.mark.parametrize("bad", [dict(attention_mask="rows"), dict(attention_impl="einsum"),
-                                 dict(attention_mask="keys", frame_drop_at_inference=True),
-                                 dict(frame_drop=1.0), dict(unknown_setting=1),
-                                 dict(units=30, num_heads=4)])
-def test_bad_options_fail_clearly(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad,name", [
+    (dict(attention_mask="rows"), "attention_mask"),
+    (dict(attention_impl="per_head"), "attention_impl"),        # the per-head formulation is gone
+    (dict(attention_mask="keys", frame_drop_at_inference=True), "frame_drop_at_inference"),
+    (dict(frame_drop=1.0), "frame_drop"), (dict(unknown_setting=1), "unknown_setting"),
+    (dict(units=30, num_heads=4), "num_heads")])
+def test_bad_options_fail_clearly(bad, name):
+    with pytest.raises(config.ParameterError, match=name):
         tiny(**bad)
 
 
@@ -242,19 +259,21 @@ def test_keys_mode_ignores_padded_frame_content():
 
 
 def test_seed_preset_drops_frames_at_inference_until_switched_off():
-    m = tiny(attention_mask="seed")           # default: the original's inference-time drop
+    assert config.resolve("seed").frame_drop_at_inference         # the original's inference-time drop
+    m = tiny(attention_mask="seed", frame_drop_at_inference=True)
     assert m.get_layer("frame_mask").frame_drop_at_inference
     x, idx = make_batch(lengths=(64, 40))
     keras.utils.set_random_seed(0)
     a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
     assert np.abs(a - b).max() > 0
-    assert gm.set_frame_drop_at_inference(m, False) is True
-    a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(a, m([x, idx], training=False).numpy(), rtol=1e-5)
-    m.compile(loss="sparse_categorical_crossentropy")
-    y = np.array([0, 1])
-    assert m.evaluate([x, idx], y, verbose=0) == m.evaluate([x, idx], y, verbose=0)
+    with gm.frame_drop_at_inference(m, False):
+        a, b = m.predict([x, idx], verbose=0), m.predict([x, idx], verbose=0)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, m([x, idx], training=False).numpy(), rtol=1e-5)
+        m.compile(loss="sparse_categorical_crossentropy")
+        y = np.array([0, 1])
+        assert m.evaluate([x, idx], y, verbose=0) == m.evaluate([x, idx], y, verbose=0)
+    assert m.get_layer("frame_mask").frame_drop_at_inference          # restored
 
 
 def test_keys_mode_drops_frames_only_in_training():
@@ -265,31 +284,51 @@ def test_keys_mode_drops_frames_only_in_training():
     assert not np.array_equal(layer(idx, training=True).numpy(), layer(idx).numpy())
 
 
-# ------------------------------------------------------------------ formulations and saving
+# ------------------------------------------------------------------ the attention layer and saving
+def per_head_attention(x, mha, mask, mode):
+    """The seed's formulation in NumPy (float32): head i has its own q, k, v projections, the
+    columns i*depth:(i+1)*depth of the fused kernels and biases; the heads are concatenated."""
+    d = mha.depth
+    w = {name: (getattr(mha, name).kernel.numpy(), getattr(mha, name).bias.numpy())
+         for name in ("wq", "wk", "wv", "wo")}
+    bias = (1 - mask) * np.float32(-1e9)                     # [B, T, 1]: query rows
+    if mode == "keys":
+        bias = bias.transpose(0, 2, 1)                       # [B, 1, T]: keys
+    heads = []
+    for i in range(mha.num_heads):
+        cols = slice(i * d, (i + 1) * d)
+        q, k, v = (x @ w[n][0][:, cols] + w[n][1][cols] for n in ("wq", "wk", "wv"))
+        scores = (q @ k.transpose(0, 2, 1) / np.float32(np.sqrt(d)) + bias).astype("float32")
+        heads.append(np_softmax(scores) @ v)
+    return np.concatenate(heads, axis=-1) @ w["wo"][0] + w["wo"][1]
+
+
 @pytest.mark.parametrize("mode", ["seed", "keys"])
-def test_per_head_and_matmul_attention_agree(mode):
+def test_fused_attention_computes_the_seeds_per_head_attention(mode):
     rng = np.random.default_rng(4)
-    a = gm.MultiHeadAttention(32, 4, mode, "matmul")
-    b = gm.MultiHeadAttention(32, 4, mode, "per_head")
+    a = gm.MultiHeadAttention(32, 4, mode)
     x = rng.normal(size=(3, 64, 32)).astype("float32")
     mask = np.ones((3, 64, 1), np.float32)
     mask[1, 20:] = 0
     mask[2, 3:] = 0
-    a(x, mask), b(x, mask)
+    a(x, mask)
     for w in a.weights:                       # non-zero biases too
         w.assign(rng.normal(size=w.shape).astype("float32") * 0.3)
-    gm.copy_attention_weights(a, b)
-    za, zb = a(x, mask).numpy(), b(x, mask).numpy()
+    za = a(x, mask).numpy()
     assert za.std() > 0.1
-    np.testing.assert_allclose(za, zb, rtol=1e-5, atol=1e-5)
-    # head 1 of per_head is columns depth:2*depth of the fused kernel
-    np.testing.assert_array_equal(b.wq[1].kernel.numpy(), a.wq.kernel.numpy()[:, 8:16])
-    # whole models, both directions
-    ma = tiny(attention_mask=mode, frame_drop_at_inference=False)
-    mb = tiny(attention_mask=mode, frame_drop_at_inference=False, attention_impl="per_head")
-    gm.copy_weights_between_impls(mb, ma)
+    np.testing.assert_allclose(za, per_head_attention(x, a, mask, mode), rtol=1e-5, atol=1e-5)
+    # the layers of a whole model, on the frames the model embeds
+    m = tiny(attention_mask=mode, num_blocks=2)
+    for w in m.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32") * 0.3)
     xx, idx = make_batch()
-    np.testing.assert_allclose(ma([xx, idx]).numpy(), mb([xx, idx]).numpy(), rtol=1e-5, atol=1e-7)
+    frame_mask, h = gm.embed(m, xx, idx)
+    for block in gm.blocks(m):
+        got = block.mha(h, frame_mask).numpy()
+        assert got.std() > 0.1
+        np.testing.assert_allclose(got, per_head_attention(h.numpy(), block.mha, frame_mask.numpy(), mode),
+                                   rtol=1e-4, atol=1e-4)
+        h = block(h, frame_mask, training=False)
 
 
 def test_fused_kernels_initialised_like_seed_per_head_kernels():
@@ -299,17 +338,28 @@ def test_fused_kernels_initialised_like_seed_per_head_kernels():
     limit = np.sqrt(6 / (512 + 64))                  # glorot_uniform of a Dense(512 -> 64)
     assert np.abs(k).max() <= limit
     assert np.abs(k).max() > 0.99 * limit
+    # the same distribution as the kernel of a seed's per-head layer, Keras' Dense(64) on 512 inputs
+    keras.utils.set_random_seed(0)
+    head = keras.layers.Dense(64)
+    head.build((None, 512))
+    h = head.kernel.numpy()
+    assert 0.99 * limit < np.abs(h).max() <= limit
+    for w in (a.wq, a.wk, a.wv):
+        assert w.kernel.numpy().std() == pytest.approx(h.std(), rel=0.02)
+        assert not np.any(w.bias.numpy())
+    wo_limit = np.float32(np.sqrt(6 / (512 + 512)))           # glorot of the seed's output Dense(512)
+    assert 0.99 * wo_limit < np.abs(a.wo.kernel.numpy()).max() <= wo_limit
     # every kernel is drawn separately (a shared Keras 3 initializer would repeat its values)
     kernels = [w.numpy() for w in a.weights if w.path.endswith("kernel")]
     assert len(kernels) == 4
     assert all(not np.array_equal(kernels[i], kernels[j]) for i in range(4) for j in range(i))
 
 
-@pytest.mark.parametrize("impl", ["matmul", "per_head"])
-def test_keras_file_round_trip(tmp_path, impl):
+@pytest.mark.parametrize("mode", ["seed", "keys"])
+def test_keras_file_round_trip(tmp_path, mode):
     rng = np.random.default_rng(5)
     stats = {"mean": rng.random((66, 2)), "std": rng.random((66, 2)) + 0.5}
-    m = tiny(attention_mask="seed", frame_drop_at_inference=False, attention_impl=impl, stats=stats)
+    m = tiny(attention_mask=mode, frame_drop_at_inference=False, stats=stats)
     path = tmp_path / "model.keras"
     m.save(path)
     loaded = gm.load_model(path)
@@ -320,6 +370,7 @@ def test_keras_file_round_trip(tmp_path, impl):
     np.testing.assert_array_equal(norm.mean, np.float32(stats["mean"]))
     np.testing.assert_array_equal(norm.std, np.float32(stats["std"]))
     assert loaded.get_layer("frame_mask").frame_drop_at_inference is False
+    assert gm.attention_mask_mode(loaded) == mode
 
 
 def test_model_trains():
@@ -337,7 +388,7 @@ def test_model_trains():
 
 # ------------------------------------------------------------------ internals for the chapters
 def test_frame_drop_context_switches_and_restores_even_after_an_error():
-    m = tiny(attention_mask="seed")
+    m = tiny(attention_mask="seed", frame_drop_at_inference=True)
     layer = m.get_layer("frame_mask")
     x, idx = make_batch(lengths=(64, 40))
     with gm.frame_drop_at_inference(m, False):
@@ -362,21 +413,18 @@ def test_landmark_group_weights_are_the_softmax_of_the_layer_weights():
     assert gm.landmark_group_weights(m) == pytest.approx({"lips": 1 / 6, "hand": 2 / 6, "pose": 3 / 6})
 
 
-@pytest.mark.parametrize("impl", ["matmul", "per_head"])
-def test_attention_weights_match_a_numpy_recomputation(impl):
+def test_attention_weights_match_a_numpy_recomputation():
     keras.utils.set_random_seed(0)
-    m = tiny(attention_mask="seed", attention_impl=impl, num_blocks=2)
+    m = tiny(attention_mask="seed", frame_drop_at_inference=True, num_blocks=2)
     x, idx = make_batch(lengths=(64, 40))
     n = 40
     got = gm.attention_weights(m, x[1], idx[1])
     # Independent: the block's input from the functional graph, q and k from the Dense kernels.
     emb = keras.Model(m.inputs, m.get_layer("embedding").output)([x[1:2], idx[1:2]]).numpy()[0]
-    mha = m.get_layer("transformer").blocks[0].mha
+    mha = m.get_layer("block_0").mha
     heads, depth = mha.num_heads, mha.depth
 
     def project(dense):
-        if isinstance(dense, list):
-            return np.stack([emb @ d.kernel.numpy() + d.bias.numpy() for d in dense])
         out = emb @ dense.kernel.numpy() + dense.bias.numpy()
         return out.reshape(64, heads, depth).transpose(1, 0, 2)
 
@@ -411,18 +459,18 @@ def test_compact_layout_rows_and_counts():
     idx = np.full((3, 64), -1.0, np.float32)
     idx[0, :5] = np.arange(5)
     idx[1, :] = np.arange(64)
-    length, counts = gm.compact_layout(idx, "seed")             # clip 2 has no valid frame
+    length, counts = export.compact_layout(idx, "seed")             # clip 2 has no valid frame
     assert int(length) == 64 and counts.shape == (3, 64, 1)
     c = counts.numpy()[:, :, 0]
     np.testing.assert_array_equal(c[0, :7], [1, 1, 1, 1, 1, 59, 0])
     assert c[0, 6:].sum() == 0 and c[1].sum() == 64 and np.all(c[1] == 1)
     np.testing.assert_array_equal(c[2, :2], [64, 0])
     assert np.all(c.sum(1) == 64)                                # every clip: 64 frames
-    length, counts = gm.compact_layout(idx[[0]], "keys")
+    length, counts = export.compact_layout(idx[[0]], "keys")
     assert int(length) == 5 and counts is None
-    assert int(gm.compact_layout(idx[[2]], "keys")[0]) == 1      # at least one row
-    assert int(gm.compact_layout(idx[[0]], "seed")[0]) == 6      # + the padded representative
-    length, counts = gm.compact_layout(idx[[0], :8], "seed", input_size=64)   # cut columns
+    assert int(export.compact_layout(idx[[2]], "keys")[0]) == 1      # at least one row
+    assert int(export.compact_layout(idx[[0]], "seed")[0]) == 6      # + the padded representative
+    length, counts = export.compact_layout(idx[[0], :8], "seed", input_size=64)   # cut columns
     assert int(length) == 6
     np.testing.assert_array_equal(counts.numpy()[0, :, 0], [1, 1, 1, 1, 1, 59])
 
@@ -463,20 +511,18 @@ def test_log_p_on_the_score_is_exact_for_valid_rows_but_swallowed_by_the_mask():
     np.testing.assert_allclose(full[n], v[0].mean(0), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode,impl", [("seed", "matmul"), ("keys", "matmul"),
-                                       ("seed", "per_head")])
-def test_compact_forward_matches_the_64_frame_graph(mode, impl):
-    m = tiny(attention_mask=mode, attention_impl=impl, num_blocks=2,
-             frame_drop_at_inference=False)
+@pytest.mark.parametrize("mode", ["seed", "keys"])
+def test_compact_forward_matches_the_64_frame_graph(mode):
+    m = tiny(attention_mask=mode, num_blocks=2, frame_drop_at_inference=False)
     rng = np.random.default_rng(5)
     for w in m.weights:
         w.assign((rng.normal(size=w.shape) * 0.15).astype("float32"))
     x, idx = make_batch(lengths=(30, 5, 1, 0, 63, 64))
     ref = m([x, idx], training=False).numpy()
     assert ref.std(axis=1).min() > 1e-4                      # the classes differ
-    np.testing.assert_allclose(gm.compact_forward(m, x, idx).numpy(), ref, atol=1e-6)
+    np.testing.assert_allclose(export.compact_forward(m, x, idx).numpy(), ref, atol=1e-6)
     for i in range(len(x)):                                   # one clip at a time, as in TFLite
-        got = gm.compact_forward(m, x[i:i + 1], idx[i:i + 1]).numpy()
+        got = export.compact_forward(m, x[i:i + 1], idx[i:i + 1]).numpy()
         np.testing.assert_allclose(got, ref[i:i + 1], atol=1e-6)
 
 
@@ -492,7 +538,8 @@ def test_seed_compact_without_counts_would_be_wrong():
     def pooled(x, idx, counts):
         mask = tf.cast(idx != -1, tf.float32)[..., None]
         h = m.get_layer("embedding")(*m.get_layer("normalisation")(x), idx)
-        h = m.get_layer("transformer")(h, mask, key_counts=counts)
+        for block in gm.blocks(m):
+            h = block(h, mask, training=False, key_counts=counts)
         return m.get_layer("classifier")(m.get_layer("pooling")(h, mask)).numpy()
 
     counts = np.array([[1] * 5 + [59]], np.float32)[:, :, None]
@@ -504,4 +551,4 @@ def test_seed_compact_without_counts_would_be_wrong():
 def test_compact_forward_needs_a_gislr_model():
     inp = keras.Input([4])
     with pytest.raises(ValueError, match="not a GISLR transformer"):
-        gm.compact_forward(keras.Model(inp, inp), np.zeros((1, 64, 66, 3)), np.zeros((1, 64)))
+        export.compact_forward(keras.Model(inp, inp), np.zeros((1, 64, 66, 3)), np.zeros((1, 64)))

@@ -2,6 +2,9 @@
 the bones of the landmarks that are present, the frames of the clip, the matrices given..."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,11 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
-from matplotlib.image import AxesImage  # noqa: E402
+from matplotlib.collections import PathCollection, QuadMesh  # noqa: E402
 from matplotlib.patches import PathPatch, Rectangle  # noqa: E402
 
 from gislr_utils import dataset, plotting  # noqa: E402
+from gislr_utils.plotting import skeleton  # noqa: E402
 from gislr_utils.landmarks import GROUPS, N_ROWS  # noqa: E402
 
 
@@ -29,6 +32,11 @@ def bars(ax):
     return [p for p in ax.patches if isinstance(p, Rectangle)]
 
 
+def mesh(ax):
+    (quadmesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    return quadmesh
+
+
 def random_frame(rng, left=True, right=False):
     frame = rng.uniform(0.2, 0.8, (N_ROWS, 3)).astype(np.float32)
     if not left:
@@ -39,6 +47,15 @@ def random_frame(rng, left=True, right=False):
 
 
 # --------------------------------------------------------------------------------------------------
+def test_every_plotting_name_the_chapters_and_modules_use_exists():
+    """`plotting.x` in a chapter, a package module or a benchmark is a name the package exports."""
+    root = Path(__file__).resolve().parent.parent
+    sources = [*root.glob("chapters/*.ipynb"), *root.glob("gislr_utils/*.py"), *root.glob("benchmarks/*.py")]
+    used = {name for p in sources for name in re.findall(r"\bplotting\.(\w+)", p.read_text(encoding="utf-8"))}
+    assert {"set_style", "plot_preprocessing", "animate_clip_pair"} <= used
+    assert sorted(n for n in used if n not in plotting.__all__ or not hasattr(plotting, n)) == []
+
+
 def test_set_style_sets_the_book_style():
     matplotlib.rcdefaults()
     plotting.set_style()
@@ -82,13 +99,19 @@ def test_skeleton_draws_the_present_hand_and_not_the_missing_one():
     rng = np.random.default_rng(1)
     fig = plotting.plot_skeleton(random_frame(rng, left=True, right=False))
     ax = fig.axes[0]
-    artist_lines = ax.lines
-    # face points, face oval, 4 lip contours, pose, left hand, right hand
-    assert len(artist_lines) == 1 + 1 + 4 + 3
-    left, right = artist_lines[-2], artist_lines[-1]
-    n_bones = len(plotting.HAND_BONES)
+    # face points, then one line per part: face oval, lips (4 contours), pose, left hand, right hand
+    points, oval, lips, pose, left, right = ax.lines
+    assert len(points.get_xdata()) == 468
+    assert np.isfinite(oval.get_xdata()).sum() == 2 * (len(skeleton.FACE_OVAL) - 1)
+    assert np.isfinite(lips.get_xdata()).sum() == 2 * sum(len(c) - 1 for c in skeleton.LIPS_CONTOURS)
+    assert np.isfinite(pose.get_xdata()).sum() == 2 * len(skeleton.POSE_BONES)
+    n_bones = len(skeleton.HAND_BONES)
     assert np.isfinite(left.get_xdata()).sum() == 2 * n_bones
     assert np.isfinite(right.get_xdata()).sum() == 0
+    # the bone 0-1 of the left hand joins the wrist (row 468) to the thumb's first joint (469)
+    frame = random_frame(np.random.default_rng(1), left=True, right=False)
+    np.testing.assert_allclose(left.get_xdata()[:3], [frame[468, 0], frame[469, 0], np.nan])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["face", "lips", "pose", "left hand", "right hand"]
     assert ax.get_ylim()[0] > ax.get_ylim()[1], "image coordinates: y grows downwards"
     with pytest.raises(ValueError, match="one raw GISLR frame"):
         plotting.plot_skeleton(np.zeros((66, 3)))
@@ -100,6 +123,8 @@ def test_skeleton_limits_cover_all_points_and_ignore_nan():
     frame[470, :2] = (0.9, 0.1)
     (x0, x1), (ybottom, ytop) = plotting.skeleton_limits(frame)
     assert x0 <= 0.5 and x1 >= 0.9 and ytop <= 0.1 and ybottom >= 0.5
+    (x0, x1), (ybottom, ytop) = plotting.skeleton_limits(frame, rows=[470])     # one point: a zero span
+    assert (x0, x1, ybottom, ytop) == pytest.approx((0.9, 0.9, 0.1, 0.1))
 
 
 def test_selected_landmarks_marks_66_points_in_three_groups():
@@ -115,16 +140,16 @@ def test_selected_landmarks_marks_66_points_in_three_groups():
 def test_animation_has_at_most_max_frames_and_renders_to_html():
     rng = np.random.default_rng(3)
     clip = np.stack([random_frame(rng) for _ in range(7)])
-    anim = plotting.animate_clip(clip, max_frames=5, size=1.5, dpi=30)
+    anim = plotting.animate_clip(clip, max_frames=5)
     assert anim._save_count == 5 or len(list(anim.new_frame_seq())) == 5
     html = plotting.animation_html(anim)
     assert html.count("data:image/png;base64") == 5
     assert " alt=" not in html
     described = plotting.animation_html(anim, alt='A skeleton "signs" <hello>')
     assert described.count(' alt="A skeleton &quot;signs&quot; &lt;hello&gt;" id="_anim_img') == 1
-    short = plotting.animate_clip(clip[:3], max_frames=5, size=1.5, dpi=30)
+    short = plotting.animate_clip(clip[:3], max_frames=5)
     assert plotting.animation_html(short).count("data:image/png;base64") == 3
-    with pytest.raises(ValueError, match="0 frames"):
+    with pytest.raises(ValueError, match="n > 0"):
         plotting.animate_clip(clip[:0])
 
 
@@ -135,6 +160,8 @@ def test_clip_counts_one_bar_per_sign_and_participant():
     assert sorted(b.get_height() for b in bars(sign_ax)) == [1, 2, 3]
     assert sorted(b.get_height() for b in bars(part_ax)) == [1, 2, 3]
     assert [t.get_text() for t in sign_ax.get_xticklabels()] == ["c", "a", "b"]
+    assert [t.get_text() for t in part_ax.get_xticklabels()] == ["1", "2", "3"]
+    assert sign_ax.get_title() == "clips per sign (3 signs)" and sign_ax.lines[0].get_ydata()[0] == 2
     with pytest.raises(ValueError, match="participant_id"):
         plotting.plot_clip_counts(clips[["sign"]])
 
@@ -180,23 +207,41 @@ def test_normalisation_histograms_four_panels():
     assert all(len(ax.patches) == 3 for ax in fig.axes)      # one step histogram per group
 
 
-def test_matrix_annotates_every_cell():
+def test_matrices_annotate_every_cell_on_one_colour_scale():
     m = np.array([[0.5, -np.inf], [0.25, 1.0]])
-    fig = plotting.plot_matrix(m, ["a", "b"], ["c", "d"])
-    texts = sorted(t.get_text() for t in fig.axes[0].texts)
-    assert texts == ["-inf", "0.25", "0.50", "1.00"]
-    fig = plotting.plot_matrices([m, m, m], ["1", "2", "3"])
-    assert len(fig.axes) == 3 and all(len(ax.texts) == 4 for ax in fig.axes)
-    with pytest.raises(ValueError):
-        plotting.plot_matrix(np.ones(3))
+    fig = plotting.plot_matrices([m, 2 * m], ["1", "2"], ["a", "b"], ["c", "d"])
+    assert len(fig.axes) == 2
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.25", "0.50", "1.00"]          # -inf: blank
+    assert sorted(t.get_text() for t in fig.axes[1].texts) == ["0.50", "1.00", "2.00"]
+    values = mesh(ax).get_array()
+    assert values.mask.tolist() == [[False, True], [False, False]]
+    np.testing.assert_array_equal(values.filled(0), [[0.5, 0], [0.25, 1.0]])
+    assert [mesh(a).get_clim() for a in fig.axes] == [(0.25, 2.0), (0.25, 2.0)]    # finite values only
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["c", "d"]
+    assert ax.get_title() == "1"
+    with pytest.raises(ValueError, match="2-D"):
+        plotting.plot_matrices([np.ones(3)], ["x"])
+    with pytest.raises(ValueError, match="same length"):
+        plotting.plot_matrices([m], ["1", "2"])
 
 
-def test_attention_maps_one_image_per_map():
+def test_attention_maps_one_heatmap_per_map_with_the_padding_marked():
     maps = [np.full((8, 8), 1 / 8), np.eye(8)]
-    fig = plotting.plot_attention_maps(maps, ["a", "b"], n_valid=5)
-    images = [im for ax in fig.axes for im in ax.images if isinstance(im, AxesImage)]
-    assert len(images) == 2
-    np.testing.assert_allclose(images[1].get_array(), np.eye(8))
+    fig = plotting.plot_attention_maps(maps, ["a", "b"], n_valid=5, suptitle="block 1")
+    panels = fig.axes[:2]
+    for ax, m in zip(panels, maps):
+        np.testing.assert_allclose(mesh(ax).get_array(), m)
+        assert mesh(ax).get_clim() == (0, 1.0)
+        dashed = [l for l in ax.lines if l.get_linestyle() == "--"]
+        assert sorted(tuple(l.get_xdata()) for l in dashed) == [(0, 1), (5, 5)]   # one vertical, one horizontal
+        assert sorted(tuple(l.get_ydata()) for l in dashed) == [(0, 1), (5, 5)]
+    assert [ax.get_title() for ax in panels] == ["a", "b"] and panels[0].get_ylabel() == "query frame"
+    assert fig.axes[2].get_ylabel() == "attention weight"                           # the shared colour bar
+    assert fig.get_suptitle() == "block 1"
+    no_padding = plotting.plot_attention_maps(maps, ["a", "b"], n_valid=8)
+    assert not [l for ax in no_padding.axes for l in ax.lines]
     with pytest.raises(ValueError):
         plotting.plot_attention_maps(maps, ["only one"])
 
@@ -204,7 +249,7 @@ def test_attention_maps_one_image_per_map():
 def test_position_index_highlights_the_quirk():
     idxs = np.array([0, 1, 2, -1], np.float32)
     position = np.array([0, 32, 64, 64])
-    fig = plotting.plot_position_index(idxs, position, input_size=64)
+    fig = plotting.plot_position_index(idxs, position)
     ax = fig.axes[0]
     assert len(bars(ax)) == 3 + 1 + 1
     assert any("same as padding" in t.get_text() for t in ax.get_legend().get_texts())
@@ -240,20 +285,26 @@ def test_history_with_and_without_validation():
 def test_f1_per_sign_sorted_bars_small_and_large():
     report = pd.DataFrame({"f1-score": [0.9, 0.1, 0.5]}, index=["a", "b", "c"])
     ax = plotting.plot_f1_per_sign(report).axes[0]
-    assert [round(b.get_width(), 2) for b in bars(ax)] == [0.1, 0.5, 0.9]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "c", "a"]
+    assert [round(b.get_height(), 2) for b in bars(ax)] == [0.1, 0.5, 0.9]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["b", "c", "a"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["macro F1 0.50"]
     big = pd.DataFrame({"f1-score": np.linspace(0, 1, 250)}, index=[f"s{i}" for i in range(250)])
-    ax = plotting.plot_f1_per_sign(big, n_label=5).axes[0]
-    assert len(bars(ax)) == 250 and len(ax.texts) == 10
+    ax = plotting.plot_f1_per_sign(big).axes[0]
+    assert len(bars(ax)) == 250 and not ax.get_xticks().size
+    assert [t.get_text() for t in ax.texts] == [f"s{i}" for i in [*range(8), *range(242, 250)]]
+    with pytest.raises(ValueError, match="f1-score"):
+        plotting.plot_f1_per_sign(report.rename(columns={"f1-score": "f1"}))
 
 
 def test_confusion_heatmap_is_row_normalised():
     cm = pd.DataFrame([[3, 1], [0, 4]], index=["a", "b"], columns=["a", "b"])
-    fig = plotting.plot_confusion(cm)
-    image = fig.axes[0].images[0].get_array()
-    np.testing.assert_allclose(image, [[0.75, 0.25], [0.0, 1.0]])
-    raw = plotting.plot_confusion(cm, normalise=False).axes[0].images[0].get_array()
-    np.testing.assert_allclose(raw, cm.to_numpy())
+    ax = plotting.plot_confusion(cm).axes[0]
+    shares = mesh(ax).get_array()
+    np.testing.assert_allclose(shares.filled(0), [[0.75, 0.25], [0.0, 1.0]])
+    assert shares.mask.tolist() == [[False, False], [True, False]]            # a 0 stays blank
+    assert mesh(ax).get_clim() == (0, 1)
+    assert [t.get_text() for t in ax.texts] == ["0.75", "0.25", "1.00"]        # cells above 0 only
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"] and ax.get_ylabel() == "true sign"
     empty = plotting.plot_confusion(pd.DataFrame())
     assert "no confusions" in empty.axes[0].texts[0].get_text()
 
@@ -264,14 +315,20 @@ def test_topk_per_participant_agreement_masking():
     table = pd.DataFrame({"participant_id": [7, 9], "n_clips": [10, 20], "accuracy": [0.5, 0.75]})
     ax = plotting.plot_per_participant(table).axes[0]
     assert [b.get_height() for b in bars(ax)] == [0.5, 0.75]
+    assert [t.get_text() for t in ax.texts] == ["0.50\n10 clips", "0.75\n20 clips"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["7", "9"]
     p = np.array([[0.1, 0.9], [0.6, 0.4]])
     ax = plotting.plot_probability_agreement(p, p + 1e-4).axes[0]
     assert ax.get_title() == "max difference 1.0e-04" and len(ax.collections[0].get_offsets()) == 4
     runs = pd.DataFrame({"variant": ["seed", "seed", "keys"], "accuracy": [0.5, 0.7, 0.8]})
     ax = plotting.plot_masking_comparison(runs, by="variant").axes[0]
     assert [round(b.get_height(), 3) for b in bars(ax)] == [0.6, 0.8]
+    assert [t.get_text() for t in ax.texts] == ["0.600", "0.800"]
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert sorted(map(tuple, np.round(points, 3))) == [(0, 0.5), (0, 0.7), (1, 0.8)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["seed", "keys"]
     with pytest.raises(ValueError, match="lacks column"):
-        plotting.plot_masking_comparison(runs, metric="top5", by="variant")
+        plotting.plot_masking_comparison(runs, by="mode")
 
 
 # ------------------------------------------------------------------ real beside synthetic, seed reference
@@ -285,7 +342,7 @@ def test_skeleton_pair_and_paired_animation():
     assert left[0] > 0 and left[1] == 0
     long_clip = np.stack([random_frame(rng) for _ in range(9)])
     short_clip = np.stack([random_frame(rng) for _ in range(3)])
-    anim = plotting.animate_clip_pair(long_clip, short_clip, ["a", "b"], max_frames=6, size=1.2, dpi=30)
+    anim = plotting.animate_clip_pair(long_clip, short_clip, ["a", "b"], max_frames=6)
     assert plotting.animation_html(anim).count("data:image/png;base64") == 6   # both end together
     with pytest.raises(ValueError, match="2 titles"):
         plotting.plot_skeleton_pair(a, b, ["one"])
@@ -333,13 +390,13 @@ def test_clip_comparison_bars_are_the_mean_missing_shares():
 def test_seed_figures_use_the_reference_values():
     from gislr_utils import evaluation
     ref = evaluation.seed_reference()
-    fig = plotting.plot_seed_f1(ref, n_label=3)
+    fig = plotting.plot_seed_f1(ref)
     heights = sorted(p.get_height() for p in bars(fig.axes[0]))
     assert len(heights) == ref["f1"].notna().sum() == 240
     assert heights == pytest.approx(sorted(ref["f1"].dropna()))
     text = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "goose 0.09" in text and "airplane 0.99" in text and "10 signs unreadable" in fig.axes[0].get_title()
-    fig = plotting.plot_precision_recall_support(ref, n_label=2)
+    fig = plotting.plot_precision_recall_support(ref)
     pts = fig.axes[0].collections[0].get_offsets()
     assert len(pts) == ref[["precision", "recall", "f1"]].dropna().shape[0]
     names = {t.get_text() for t in fig.axes[0].texts}
@@ -347,8 +404,24 @@ def test_seed_figures_use_the_reference_values():
     cmp = evaluation.compare_with_seed(pd.DataFrame(
         {"f1-score": [0.2, 0.9, 0.5], "support": [3, 3, 3]},
         index=pd.Index(["hello", "thankyou", "airplane"], name="sign")))
-    fig = plotting.plot_f1_against_seed(cmp, n_label=1)
+    fig = plotting.plot_f1_against_seed(cmp)
     xy = fig.axes[0].collections[0].get_offsets()
     assert sorted(map(tuple, np.round(xy, 2))) == sorted(zip(cmp["f1_seed"], cmp["f1_run"]))
     with pytest.raises(ValueError, match="empty"):
         plotting.plot_f1_against_seed(cmp.iloc[:0])
+
+
+def test_data_label_goes_into_the_figure_title():
+    n = np.array([3, 10, 18])
+    assert plotting.plot_frame_histogram(n, n).axes[0].get_title() == "clip length"
+    assert plotting.plot_frame_histogram(n, n, data="synthetic").axes[0].get_title() == "clip length (synthetic)"
+    maps = [np.eye(4)] * 2
+    fig = plotting.plot_attention_maps(maps, ["a", "b"], suptitle="block 1", data="real")
+    assert fig.get_suptitle() == "block 1 (real)" and [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]
+    h = pd.DataFrame({"epoch": [1], "loss": [3.0], "acc": [0.1], "top_5_acc": [0.3], "top_10_acc": [0.4]})
+    fig = plotting.plot_history(h, data="synthetic")                     # several panels: the first one
+    assert [ax.get_title() for ax in fig.axes] == ["loss (synthetic)", "accuracy", "top-5 accuracy",
+                                                   "top-10 accuracy"]
+    frame = random_frame(np.random.default_rng(7))
+    assert plotting.plot_skeleton(frame, data="real").axes[0].get_title() == "(real)"
+    assert plotting.plot_skeleton(frame, title="hello", data="real").axes[0].get_title() == "hello (real)"

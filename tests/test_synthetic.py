@@ -1,12 +1,18 @@
 """Tests of gislr_utils.synthetic: the generated set is real GISLR format, varied and deterministic."""
+import hashlib
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from gislr_utils import config, synthetic
+from gislr_utils import config, runs, synthetic
 from gislr_utils.landmarks import LIPS_IDXS0, N_DIMS
 from gislr_utils.dataset import (SCHEMA, clip_summary, load_frames, read_clips,
                                  validate_file)
@@ -180,6 +186,78 @@ def test_ensure_data_dir(tmp_path, monkeypatch):
     assert synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3) == d
     assert marker.exists() and len(read_clips(d)) == 4
     assert [p.name for p in (tmp_path / "art").iterdir()] == ["synthetic_seed3"]  # no temp dirs
+    outdated = json.loads(marker.read_text()) | {"generator_version": synthetic.GENERATOR_VERSION - 1}
+    marker.write_text(json.dumps(outdated))           # made by an older generator: replaced
+    assert synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3) == d
+    assert json.loads(marker.read_text())["generator_version"] == synthetic.GENERATOR_VERSION
+    assert [p.name for p in (tmp_path / "art").iterdir()] == ["synthetic_seed3"]
+
+
+def _files(folder: Path) -> dict:
+    """Each file under `folder`: (inode, modification time, SHA-256 of its bytes)."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("when", ["start", "end"])
+def test_ensure_data_dir_never_replaces_a_complete_copy(when, tmp_path, monkeypatch):
+    """Issue 19: two processes generate the set into one artifacts folder and the first finishes
+    while the second is generating (at the start of the second's generation, or after it wrote its
+    files but before it renamed them into place). Simulated in one process: the second's
+    `generate` runs the first's whole `ensure_data_dir`. The first's files stay where they are
+    (same inodes, contents), readable by the first, which still has one open; the second uses them."""
+    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", dict(n_signs=2, n_participants=2, clips_per_sign=1))
+    art, real_generate, first = tmp_path / "art", synthetic.generate, {}
+
+    def second_generate(out_dir, **kw):
+        if when == "end":
+            real_generate(out_dir, **kw)
+        monkeypatch.setattr(synthetic, "generate", real_generate)      # the first process
+        d = synthetic.ensure_data_dir(artifacts_dir=art, seed=3)
+        first.update(dir=d, files=_files(d), reading=open(next(d.rglob("*.parquet")), "rb"))
+        if when == "start":
+            real_generate(out_dir, **kw)
+        return Path(out_dir)
+
+    monkeypatch.setattr(synthetic, "generate", second_generate)
+    d = synthetic.ensure_data_dir(artifacts_dir=art, seed=3)
+    assert d == first["dir"] == art / "synthetic_seed3"
+    now = _files(d)
+    changed = [str(p.relative_to(d)) for p, v in first["files"].items() if now.get(p) != v]
+    assert not changed and now.keys() == first["files"].keys()     # untouched: same inodes and bytes
+    with first["reading"] as f:
+        assert hashlib.sha256(f.read()).hexdigest() == first["files"][Path(f.name)][2]
+    for path in read_clips(d)["path"]:
+        load_frames(path)
+    assert [p.name for p in art.iterdir()] == ["synthetic_seed3"]    # the second's copy discarded
+
+
+def test_ensure_data_dir_removes_what_killed_generations_left(tmp_path, monkeypatch):
+    """A killed generation leaves its temporary folder (0.5 GB for the default set): the next
+    `ensure_data_dir` removes those of dead processes (the `runs` temporaries and the
+    ``.synthetic_seed<seed>.tmp<pid>`` folders of earlier versions), and keeps those of live ones."""
+    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", dict(n_signs=2, n_participants=2, clips_per_sign=1))
+    art = tmp_path / "art"
+    target = art / "synthetic_seed3"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        def temp_of(pid):
+            mine = runs.temp_path(target)
+            return mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{pid}-"))
+        gone = [temp_of(dead.pid), art / f".synthetic_seed3.tmp{dead.pid}", art / f".synthetic_seed0.tmp{dead.pid}"]
+        kept = [temp_of(live.pid), art / f".synthetic_seed3.tmp{live.pid}"]
+        for folder in gone + kept:
+            (folder / "train_landmark_files" / "1000").mkdir(parents=True)
+            (folder / "train_landmark_files" / "1000" / "1.parquet").write_bytes(b"half-written")
+        assert synthetic.ensure_data_dir(artifacts_dir=art, seed=3) == target
+        assert not any(p.exists() for p in gone)
+        assert all(p.exists() for p in kept)
+        assert sorted(p.name for p in art.iterdir()) == sorted([target.name] + [p.name for p in kept])
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_sign_catalogue():
@@ -251,9 +329,18 @@ def test_hand_shapes_bend_fingers():
     assert np.allclose(flat[0], 0) and np.allclose(flat[9], tpl["hand"][9])
 
 
+def _benchmark_script():
+    """benchmarks/synthetic.py, which holds the maintainer's `derive_template` and `write_template`."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "synthetic.py"
+    spec = importlib.util.spec_from_file_location("benchmark_synthetic", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @needs_real
 def test_template_is_derived_from_real_sample():
-    derived = synthetic.derive_template(REAL)
+    derived = _benchmark_script().derive_template(REAL)
     shipped = json.loads((synthetic.Path(synthetic.__file__).parent / "data" /
                           synthetic.TEMPLATE_NAME).read_text())
     for key in ("face", "pose_head", "pose_body", "rest_arm", "hand"):
