@@ -40,6 +40,29 @@ training step (batch 1,000) 54.5 CPU-s (about 37 samples/s on 2 idle cores), pea
 memory 7.1 GB (VmRSS 12.0 GB with the memory-mapped X's cached pages), epoch of 79 steps plus
 validation about 38 min, 100 epochs about 63 h on 2 idle cores; sampler 19,600 samples/s from
 the memory map, 23,000 from RAM.
+
+Preparation before and after the package was cut down (issue 15: plain `pyarrow.parquet.ParquetFile`,
+no memo of layout columns, every clip kept, coordinates checked against a bound, content key hashed
+while X is written), measured 2026-11-29 with ``--full --distinct 8000 --stages generate,prepare``,
+runs back to back in pairs on the 2 shared cores (load average 2-4: other jobs ran), the prepared
+cache removed before each run:
+
+===============================  ===========================  ===========================  ========
+code                             wall (s)                     CPU (s)                      peak RSS
+===============================  ===========================  ===========================  ========
+de79f7d (173 no-hand clips out)  152, 234, 185, 164, 137      185, 184, 176, 166, 176      1.3 GB
+                                 (median 164)                 (median 176; 1.9 ms a file)
+this version (94,477 clips)      216, 222, 215 (median 216)   215, 221, 209 (2.3 ms)       1.3 GB
+===============================  ===========================  ===========================  ========
+
+(The first two runs of this version gave the thread pool one task a file, the third tasks of up
+to 64 files, as now.) About +22% CPU (+0.4 ms a file: on 2 idle cores 1.8 min instead of 1.5 min
+for the full set). Where it goes (`load_frames`, one thread, 3,000 files of this set, both versions in one process):
+1.08 -> 1.49 ms a file: decoding ``type`` and ``landmark_index`` of every file, which the memo of
+byte-identical column chunks skipped, 0.21 ms, and checking them 0.05 ms (together about 12% of a
+file's time in `preprocess_files`); the bound check on the float64 values 0.07 ms; `ParquetFile`
+instead of the private reader 0.01 ms; SHA-256 of X 0.03 ms. Peak anonymous memory 0.83 GB, cache
+4.5 GB: unchanged.
 """
 from __future__ import annotations
 

@@ -172,8 +172,7 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         raise GISLRDataError(
             f"clip has {n0} frames (> {size * size}) but only {n} frames with the dominant hand: "
             f"the original preprocessing's repeat factor {size * size} // {n0} is 0 and it fails "
-            "with an integer division by zero"
-        )
+            "with an integer division by zero")
     # 6b. padding arithmetic of the original.
     pool_size = -(-length // size)                                   # ceil(length / size)
     pad_size = pool_size * size - length if pool_size == 1 else (pool_size * size) % length
@@ -184,8 +183,7 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     start = np.arange(size) * window - pad_left
     n_first = np.clip(-start, 0, window)                             # left edge copies
     n_last = np.clip(start + window - length, 0, window)             # right edge copies
-    lo = np.clip(start, 0, length)
-    hi = np.clip(start + window, 0, length)
+    lo, hi = np.clip(start, 0, length), np.clip(start + window, 0, length)
     flat = data.reshape(n, N_COLS * N_DIMS)
     finite = ~np.isnan(flat)
     c = flat.shape[1]
@@ -353,14 +351,17 @@ def preprocess_files(paths, workers: int | None = None, progress: bool = True,
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1 (or None for all cores)")
 
-    def work(i):                     # threads write disjoint rows of the shared arrays
-        X[i], IDX[i] = _preprocess_path(paths[i], size)
+    def work(chunk):                 # threads write disjoint rows of the shared arrays
+        for i in chunk:
+            X[i], IDX[i] = _preprocess_path(paths[i], size)
+        return len(chunk)
 
+    step = max(1, min(64, n // (8 * workers)))     # tasks of up to 64 files: less pool overhead a file
     ex = ThreadPoolExecutor(max_workers=workers)
     try:
         with tqdm(total=n, desc="preprocessing", unit="file", disable=not progress or n == 0) as bar:
-            for _ in ex.map(work, range(n)):    # in order: the first bad file stops the run
-                bar.update()
+            for done in ex.map(work, [range(i, min(i + step, n)) for i in range(0, n, step)]):
+                bar.update(done)                # in order: the first bad file stops the run
     finally:  # on an error (or Ctrl-C) do not wait for the files still queued
         ex.shutdown(wait=True, cancel_futures=True)
     return X, IDX
@@ -488,12 +489,11 @@ def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progres
     for name in _ARRAYS[1:]:
         np.save(folder / f"{name}.npy", arrays[name])
         _feed(h, arrays[name])
-    key = h.hexdigest()[:16]
     clips.to_csv(folder / "clips.csv", index=False)
-    meta = dict(key=key, n_clips=n, input_size=size, preprocessing_version=PREPROCESSING_VERSION,
+    meta = dict(key=h.hexdigest()[:16], n_clips=n, input_size=size, preprocessing_version=PREPROCESSING_VERSION,
                 arrays={name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()})
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    return key
+    return meta["key"]
 
 
 def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,

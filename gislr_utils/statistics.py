@@ -16,6 +16,7 @@ sets; both keep `normalise` finite.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -73,11 +74,10 @@ def compute_stats(X, rows=None) -> dict[str, np.ndarray]:
                              "(preprocessing.preprocess turns NaN into 0)")
         count += (v != 0).sum(axis=0)
         total += v.sum(axis=0)           # zeros add nothing
-    present = count > 0
-    mean = np.divide(total, count, out=np.zeros_like(total), where=present)
+    mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     for v in _chunks(X, rows):
         squares += np.where(v != 0, (v - mean) ** 2, 0.0).sum(axis=0)
-    std = np.sqrt(np.divide(squares, count, out=np.ones_like(squares), where=present))
+    std = np.sqrt(np.divide(squares, count, out=np.ones_like(squares), where=count > 0))
     std[std < 1e-8] = 1.0                # constant values (std 0 up to rounding)
     return {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
 
@@ -152,16 +152,12 @@ def normalise(X, stats) -> np.ndarray:
     `X [..., 66, >=2]` -> float32 `[..., 66, 2]` (z is dropped, as the model drops it). The NumPy
     reference of the model's normalisation (chapter 2 draws before/after).
     """
-    X = _check_X(X)
     stats = _check_stats(stats)
-    v = np.asarray(X[..., :STAT_DIMS], dtype=np.float32)
+    v = np.asarray(_check_X(X)[..., :STAT_DIMS], dtype=np.float32)
     return np.where(v == 0, np.float32(0), (v - stats["mean"]) / stats["std"]).astype(np.float32)
 
 
 def fingerprint(stats) -> str:
     """16 hex digits of the SHA-256 of normalisation statistics (their float32 mean and std)."""
-    import hashlib
-    h = hashlib.sha256()
-    for name in ("mean", "std"):
-        h.update(np.ascontiguousarray(np.asarray(stats[name], dtype=np.float32)).tobytes())
-    return h.hexdigest()[:16]
+    parts = (np.asarray(stats[name], dtype=np.float32).tobytes() for name in ("mean", "std"))   # C order
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
