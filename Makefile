@@ -2,7 +2,9 @@
 #               make test   -> runs the test suite
 # Each target creates .venv and installs requirements.txt first (once; again when it, pyproject.toml
 # or the lock changes), with the versions of requirements-py<X.Y>.lock as constraints.
-# Other targets: make lint (ruff), make benchmarks, make lock (refresh the lock), make clean.
+# Other targets: make student (the student edition, without solutions), make lint (ruff),
+# make benchmarks, make setup-cells (after changing repository.url in _config.yml),
+# make lock (refresh the lock), make clean.
 
 # The first of these that runs and is Python >= 3.10 (override: make PYTHON=/path/to/python3.11).
 PYTHON_CANDIDATES := python3.11 python3.12 python3.10 python3.13 python3
@@ -12,7 +14,7 @@ LOCK   := requirements-py$(PYVER).lock
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: book test lint benchmarks lock clean python
+.PHONY: book test lint benchmarks lock clean python student setup-cells
 
 python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -41,6 +43,18 @@ book: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests
 
+# The student edition: the chapters without the cells tagged "solution" (notebooks to fill in,
+# in student/chapters), and the book built from them into student/_build/html.
+student: $(BIN)/.installed
+	rm -rf student && mkdir -p student/chapters
+	$(BIN)/jupyter nbconvert --to notebook --log-level WARN --TagRemovePreprocessor.enabled=True \
+	    --TagRemovePreprocessor.remove_cell_tags=solution --output-dir student/chapters chapters/0*.ipynb
+	cp -r _config.yml _toc.yml _ext intro.md teaching.md measurements.md references.md references.bib student/
+	$(BIN)/jupyter-book build --all -W --keep-going student
+
+setup-cells: $(BIN)/.installed
+	$(BIN)/python _ext/setup_cells.py
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
@@ -61,4 +75,4 @@ lock: python
 	@echo "wrote $(LOCK); rebuild the environment with: rm -rf $(VENV) && make test"
 
 clean:
-	rm -rf _build artifacts
+	rm -rf _build artifacts student
