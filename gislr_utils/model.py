@@ -435,12 +435,6 @@ def frame_drop_at_inference(model: keras.Model, enabled: bool):
         model.predict_function = model.test_function = None
 
 
-def drops_frames_at_inference(model: keras.Model) -> bool:
-    """Whether `model` drops frames at random at inference (the seed's quirk)."""
-    return any(layer.frame_drop_at_inference and layer.frame_drop > 0
-               for layer in model._flatten_layers() if isinstance(layer, FrameMask))
-
-
 def landmark_group_weights(model: keras.Model) -> dict[str, float]:
     """``softmax(landmark_weights)`` of the embedding: ``{"lips": w, "hand": w, "pose": w}``,
     summing to 1 (1/3 each before training; chapter 4 shows what training chose)."""

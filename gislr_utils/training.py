@@ -318,40 +318,38 @@ class Progress(keras.callbacks.Callback):
     def __init__(self, steps, batch_size, epochs, initial_epoch=0, every=30.0, warmup=2, measure=3,
                  verbose=1):
         super().__init__()
-        self.steps, self.batch_size, self.epochs, self.initial_epoch = steps, batch_size, epochs, initial_epoch
+        self.steps, self.batch_size, self.left = steps, batch_size, epochs - initial_epoch
         self.every, self.warmup, self.measure, self.verbose = every, warmup, measure, verbose
-        self.seconds_per_step, self._n = None, 0
+        self.all_epochs = initial_epoch == 0
+        self.seconds_per_step, self._ends = None, []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._t_epoch = epoch, time.perf_counter()
-        self._last = self._t_epoch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._n == self.warmup:
-            self._t_measure = time.perf_counter()
+        self._epoch, self._start = epoch, time.perf_counter()
+        self._last = self._start
 
     def on_train_batch_end(self, batch, logs=None):
-        self._n += 1
         now = time.perf_counter()
-        if self.seconds_per_step is None and self._n >= self.warmup + self.measure:
-            self.seconds_per_step = (now - self._t_measure) / (self._n - self.warmup)
-            if self.verbose:
-                print(self.projection(), flush=True)
+        if self.seconds_per_step is None:
+            self._ends.append(now)
+            if len(self._ends) == self.warmup + self.measure:
+                self.seconds_per_step = (now - self._ends[self.warmup - 1]) / self.measure
+                if self.verbose:
+                    print(self.projection(), flush=True)
         step = batch + 1
-        if (self.verbose and self.seconds_per_step and step < self.steps
-                and self.seconds_per_step * self.steps > self.every and now - self._last >= self.every):
-            self._last, done = now, now - self._t_epoch
+        if (self.verbose and self.seconds_per_step and step < self.steps and now - self._last >= self.every
+                and self.seconds_per_step * self.steps > self.every):
+            self._last, done = now, now - self._start
             print(f"  epoch {self._epoch + 1}: step {step}/{self.steps}, "
                   f"{step * self.batch_size / done:,.0f} samples/s, "
                   f"{format_duration((self.steps - step) * done / step)} left in this epoch", flush=True)
 
     def projection(self) -> str:
         """One line: measured time per step, projected time per epoch and for the run."""
-        t, left = self.seconds_per_step, self.epochs - self.initial_epoch
+        t, left = self.seconds_per_step, self.left
         return (f"measured {t:.3g} s a step ({self.batch_size / t:,.0f} samples/s) after "
                 f"{self.warmup} warm-up steps: about {format_duration(t * self.steps)} an epoch "
                 f"of {self.steps} steps, {format_duration(t * self.steps * left)} for "
-                f"{'the' if left == self.epochs else 'the remaining'} {left} "
+                f"{'the' if self.all_epochs else 'the remaining'} {left} "
                 f"epoch{'s' if left != 1 else ''} (validation not included)")
 
 
