@@ -272,3 +272,25 @@ def compare_with_seed(report: pd.DataFrame) -> pd.DataFrame:
     out = out.dropna(subset=["f1_seed"]).sort_values(["difference", "f1_seed"]).rename_axis("sign")
     out.attrs["seed_f1_missing"] = int(f1_seed.isna().sum())
     return out
+
+
+SEED_CLASS_COUNTS_FILE = "data/seed_class_counts.csv"
+
+
+def seed_class_counts() -> pd.DataFrame:
+    """The seed's 5 largest and 5 smallest classes of its training split, with their clip counts (chapter 1).
+
+    Read from ``gislr_utils/data/seed_class_counts.csv`` (its '#' header gives the source, the
+    seed's EDA cell ``pd.Series(y_train).value_counts()``, and how its garbled layout was read).
+    Columns ``class_index``, ``sign``, ``count``, ``rank`` ("largest" or "smallest"), in the
+    printed order; the signs are checked against the competition's sign map.
+    """
+    text = resources.files("gislr_utils").joinpath(SEED_CLASS_COUNTS_FILE).read_text(encoding="utf-8")
+    df = pd.read_csv(io.StringIO(text), comment="#")
+    if list(df.columns) != ["class_index", "sign", "count", "rank"] or len(df) != 10:
+        raise ValueError(f"gislr_utils/{SEED_CLASS_COUNTS_FILE}: expected 10 rows of class_index, sign, "
+                         f"count, rank; got {len(df)} rows of {list(df.columns)}")
+    wrong = [s for i, s in zip(df["class_index"], df["sign"]) if _config.INDEX_TO_SIGN.get(int(i)) != s]
+    if wrong:
+        raise ValueError(f"gislr_utils/{SEED_CLASS_COUNTS_FILE}: signs {wrong} do not match their class_index")
+    return df

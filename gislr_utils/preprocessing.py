@@ -138,24 +138,31 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
 
 
 def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """`preprocess` without the input checks: `frames` float32 `[n0 > 0, 543, 3]`, coordinates checked."""
+    """`preprocess` without the input checks: `frames` float32 `[n0 > 0, 543, 3]`, coordinates checked.
+
+    The code chapter 2 shows (lines of at most 80 characters: it is printed on the page).
+    """
     n0 = frames.shape[0]
-    # 1. dominant hand (landmarks.dominant_hand: more non-NaN values over the clip; ties -> left)
+    # 1. dominant hand: more non-NaN values over the clip; ties -> left
     hands = dominant_hand(frames)
     left_dominant = bool(hands.left)
-    # 2. keep frames where the dominant hand has any non-NaN value; indices start at 0.
+    # 2. keep the frames in which the dominant hand has a non-NaN value;
+    #    their indices start at 0.
     kept = np.flatnonzero(hands.visible)
     n = kept.size
     idxs = kept.astype(np.float32)
     if n:
         idxs -= idxs[0]
     # 3. 66 columns of the dominant side.
-    cols = LANDMARK_IDXS_LEFT_DOMINANT0 if left_dominant else LANDMARK_IDXS_RIGHT_DOMINANT0
-    data = frames[kept[:, None], cols[None, :]]                      # [n, 66, 3]
-    # 4. mirror right-dominant clips: x -> 0.5 + (x - 0.5) * -1 for hand and pose.
+    cols = (LANDMARK_IDXS_LEFT_DOMINANT0 if left_dominant
+            else LANDMARK_IDXS_RIGHT_DOMINANT0)
+    data = frames[kept[:, None], cols[None, :]]                # [n, 66, 3]
+    # 4. mirror right-dominant clips: x -> 0.5 + (x - 0.5) * -1 for the
+    #    hand and pose columns.
     if not left_dominant:
+        half = np.float32(0.5)
         x = data[:, _MIRROR_COLS_IDX, 0]
-        data[:, _MIRROR_COLS_IDX, 0] = np.float32(0.5) + (x - np.float32(0.5)) * np.float32(-1.0)
+        data[:, _MIRROR_COLS_IDX, 0] = half + (x - half) * np.float32(-1.0)
 
     # 5. short clips: pad with zeros / -1 at the end.
     if n < size:
@@ -165,37 +172,46 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         out_idxs[:n] = idxs
         return out, out_idxs
 
-    # 6a. repeat factor from the UNFILTERED frame count n0 (quirk 1); skipped from 4096 kept on.
+    # 6a. repeat factor from the UNFILTERED frame count n0 (quirk 1);
+    #     no repeat from 4096 kept frames on.
     repeats = size * size // n0 if n < size * size else 1
     length = n * repeats
     if length == 0:  # quirk 3: the original divides by zero here
         raise GISLRDataError(
-            f"clip has {n0} frames (> {size * size}) but only {n} frames with the dominant hand: "
-            f"the original preprocessing's repeat factor {size * size} // {n0} is 0 and it fails "
-            "with an integer division by zero")
+            f"clip has {n0} frames (> {size * size}) but only {n} frames "
+            "with the dominant hand: the original preprocessing's repeat "
+            f"factor {size * size} // {n0} is 0 and it fails with an "
+            "integer division by zero")
     # 6b. padding arithmetic of the original.
-    pool_size = -(-length // size)                                   # ceil(length / size)
-    pad_size = pool_size * size - length if pool_size == 1 else (pool_size * size) % length
+    pool_size = -(-length // size)                       # ceil(length / size)
+    if pool_size == 1:
+        pad_size = pool_size * size - length
+    else:
+        pad_size = (pool_size * size) % length
     pad_left = pad_size // 2 + size // 2
     window = pool_size + 1
-    # 6c. window w covers positions [w * window - pad_left, (w + 1) * window - pad_left) of the
-    # repeated sequence; positions < 0 are copies of the first kept frame, >= length of the last.
+    # 6c. window w covers positions [w * window - pad_left,
+    #     (w + 1) * window - pad_left) of the repeated sequence; positions
+    #     < 0 are copies of the first kept frame, >= length of the last.
     start = np.arange(size) * window - pad_left
-    n_first = np.clip(-start, 0, window)                             # left edge copies
-    n_last = np.clip(start + window - length, 0, window)             # right edge copies
-    lo, hi = np.clip(start, 0, length), np.clip(start + window, 0, length)
+    n_first = np.clip(-start, 0, window)                 # left edge copies
+    n_last = np.clip(start + window - length, 0, window)  # right edge copies
+    lo = np.clip(start, 0, length)
+    hi = np.clip(start + window, 0, length)
     flat = data.reshape(n, N_COLS * N_DIMS)
     finite = ~np.isnan(flat)
     c = flat.shape[1]
-    stacked = np.empty((n, 2 * c + 1))                               # values | non-NaN | index
+    stacked = np.empty((n, 2 * c + 1))          # values | non-NaN | index
     stacked[:, :c] = np.where(finite, flat, np.float32(0.0))
     stacked[:, c:2 * c] = finite
     stacked[:, -1] = idxs
     sums = _window_sums(stacked, n_first, n_last, lo, hi, repeats)
+    # nanmean of each window; 0 / 0 -> 0 (7. NaN -> 0)
     out = np.zeros((size, c), np.float32)
-    np.divide(sums[:, :c], sums[:, c:2 * c], out=out, where=sums[:, c:2 * c] > 0,
-              casting="unsafe")                                      # nanmean; 0/0 -> 0 (7.)
-    # indices are integers: their window sums are exact in float32, as in the original
+    np.divide(sums[:, :c], sums[:, c:2 * c], out=out,
+              where=sums[:, c:2 * c] > 0, casting="unsafe")
+    # indices are integers: their window sums are exact in float32, as in
+    # the original
     out_idxs = sums[:, -1].astype(np.float32) / np.float32(window)
     return out.reshape(size, N_COLS, N_DIMS), out_idxs.astype(np.float32)
 
@@ -214,7 +230,8 @@ def _window_sums(values, n_first, n_last, lo, hi, repeats):
 
     def prefix(q):
         k = q // repeats
-        return repeats * csum[k] + (q % repeats)[:, None] * values[np.minimum(k, n - 1)]
+        last = values[np.minimum(k, n - 1)]
+        return repeats * csum[k] + (q % repeats)[:, None] * last
 
     return (n_first[:, None] * values[0] + n_last[:, None] * values[-1]
             + prefix(hi) - prefix(lo))

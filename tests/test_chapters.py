@@ -192,28 +192,62 @@ def real_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("real_artifacts")
 
 
+def figure_names(nb) -> list:
+    """The `mystnb.figure.name` of every cell that drew an image, in order; a cell drawing an image
+    without a numbered caption gives None."""
+    names = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            figure = cell.metadata.get("mystnb", {}).get("figure", {})
+            names.append(figure.get("name") if figure.get("caption") else None)
+    return names
+
+
 def test_chapter_1_data_exploration(synthetic_dir):
     nb = run_chapter("01_data_exploration.ipynb", synthetic_dir, artifacts_dir=str(synthetic_dir / "art"),
                      n_summary=300)
-    check_clean(nb, min_images=4)
+    check_clean(nb, min_images=6)
+    assert figure_names(nb) == ["fig-ch1-counts", "fig-ch1-lengths", "fig-ch1-hands", "fig-ch1-skeleton",
+                                "fig-ch1-pair", "fig-ch1-no-hand"]
     assert (synthetic_dir / "art" / "synthetic_seed0" / "train.csv").exists()
     html = [o.data["text/html"] for _, o in outputs(nb) if "text/html" in o.get("data", {})]
     assert any("<script" in h and "anim" in h and "data:image/png;base64" in h for h in html), \
         "the animation is missing"
-    assert "300 clips read" in text_of(nb)
-    assert "real: 'hello', participant" in text_of(nb)          # the shipped real clip beside ours
+    text = text_of(nb)
+    assert "300 clips read" in text
+    # the synthetic set is balanced, as the text says; the seed's real class counts beside it
+    assert "clips per sign: 60 to 60; clips per participant: 75 to 75" in text
+    table = "\n".join(html)
+    for sign, count in [("listen", 358), ("duck", 348), ("vacuum", 255), ("person", 277)]:
+        assert f"<td>{sign}</td>" in table and f"<td>{count}</td>" in table, sign
+    assert "frames per clip: median" in text
+    assert "real: 'hello', participant" in text          # the shipped real clip beside ours
 
 
 def test_chapter_2_landmark_statistics(synthetic_dir):
     art = synthetic_dir / "art"
     nb = run_chapter("02_landmark_statistics.ipynb", synthetic_dir, artifacts_dir=str(art), boxplot_clips=200)
-    check_clean(nb, min_images=6)          # landmarks, preprocessing, 3 boxplot figures, normalisation
+    check_clean(nb, min_images=8)
+    assert figure_names(nb) == ["fig-ch2-landmarks", "fig-ch2-preprocessing", "fig-ch2-lips", "fig-ch2-hand",
+                                "fig-ch2-pose", "fig-ch2-normalisation", "fig-ch2-real-hand", "fig-ch2-lengths"]
     stats_files = list(art.glob("runs/*/stats.npz"))
     assert len(stats_files) == 1 and stats_files[0].parent.name == "synthetic_classroom_seed0"
-    from gislr_utils import statistics
+    from gislr_utils import preprocessing, statistics
     stats = statistics.load_stats(stats_files[0])
     assert stats["mean"].shape == (66, 2) and np.all(stats["std"] > 0)
     assert list(art.glob("prepared/*/X.npy")), "prepared arrays are cached"
+    text = text_of(nb)
+    # the preprocessing shown is the package's own code, without docstrings
+    assert book.source(preprocessing._preprocess) in text and book.source(preprocessing._window_sums) in text
+    assert '"""' not in book.source(preprocessing._preprocess)
+    # clips with no hand are kept (all padding), counted once, with the run's setting
+    prepared = preprocessing.prepare_dataset(art / "synthetic_seed0", art, progress=False)
+    n_handless = int((~prepared.has_hand).sum())
+    from gislr_utils import dataset
+    assert n_handless > 0 and len(prepared.y) == len(dataset.read_clips(art / "synthetic_seed0"))   # all kept
+    assert f"{n_handless} of them have no hand in any frame (all padding); this run: handless_clips='keep'" in text
+    assert "skipped" not in text
+    assert "validation:" in text and "test:" in text
 
 
 def test_chapter_3_attention_and_embedding(synthetic_dir):

@@ -53,7 +53,7 @@ def test_every_plotting_name_the_chapters_and_modules_use_exists():
     sources = [*root.glob("chapters/*.ipynb"), *root.glob("gislr_utils/*.py"), *root.glob("benchmarks/*.py")]
     used = {name for p in sources for name in re.findall(r"\bplotting\.(\w+)", p.read_text(encoding="utf-8"))}
     assert {"set_style", "plot_preprocessing", "animate_clip_pair"} <= used
-    assert sorted(n for n in used if n not in plotting.__all__ or not hasattr(plotting, n)) == []
+    assert sorted(n for n in used if not hasattr(plotting, n)) == []
 
 
 def test_set_style_sets_the_book_style():
@@ -153,38 +153,6 @@ def test_animation_has_at_most_max_frames_and_renders_to_html():
         plotting.animate_clip(clip[:0])
 
 
-def test_clip_counts_one_bar_per_sign_and_participant():
-    clips = pd.DataFrame({"sign": ["a", "a", "b", "c", "c", "c"], "participant_id": [1, 2, 1, 1, 2, 3]})
-    fig = plotting.plot_clip_counts(clips)
-    sign_ax, part_ax = fig.axes
-    assert sorted(b.get_height() for b in bars(sign_ax)) == [1, 2, 3]
-    assert sorted(b.get_height() for b in bars(part_ax)) == [1, 2, 3]
-    assert [t.get_text() for t in sign_ax.get_xticklabels()] == ["c", "a", "b"]
-    assert [t.get_text() for t in part_ax.get_xticklabels()] == ["1", "2", "3"]
-    assert sign_ax.get_title() == "clips per sign (3 signs)" and sign_ax.lines[0].get_ydata()[0] == 2
-    with pytest.raises(ValueError, match="participant_id"):
-        plotting.plot_clip_counts(clips[["sign"]])
-
-
-def test_frame_histogram_reports_median_and_mean():
-    n = np.array([3, 10, 18, 18, 30, 200])
-    fig = plotting.plot_frame_histogram(n, n_hand_frames=n // 2)
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert "median 18" in labels and f"mean {n.mean():.1f}" in labels
-    assert any(l.startswith("64:") for l in labels)
-
-
-def test_hand_presence_stacks_left_and_right_per_participant():
-    summary = pd.DataFrame({"participant_id": [1, 1, 2], "dominant": ["left", "right", "right"],
-                            "left_hand_missing": [0.1, 0.9, 1.0], "right_hand_missing": [0.8, 0.0, 0.2]})
-    fig = plotting.plot_hand_presence(summary)
-    heights = [b.get_height() for b in bars(fig.axes[1])]
-    assert heights == [1, 0, 1, 1]           # left: p1=1, p2=0; right: p1=1, p2=1
-    assert "33% of clips left" in fig.axes[1].get_title()
-    with pytest.raises(ValueError, match="clip_summary"):
-        plotting.plot_hand_presence(summary.drop(columns="dominant"))
-
-
 def test_preprocessing_figure_shades_padding_and_marks_the_last_frame():
     rng = np.random.default_rng(4)
     raw = np.stack([random_frame(rng) for _ in range(10)])
@@ -197,14 +165,6 @@ def test_preprocessing_figure_shades_padding_and_marks_the_last_frame():
     colours = {matplotlib.colors.to_hex(b.get_facecolor()) for b in bars(d)}
     assert plotting.COLORS["lips"].lower() in colours     # the last frame, on the padding row
     assert len(bars(d)) == 64 + 1
-
-
-def test_normalisation_histograms_four_panels():
-    rng = np.random.default_rng(5)
-    X = rng.uniform(0.3, 0.7, (4, 64, 66, 3)).astype(np.float32)
-    fig = plotting.plot_normalisation(X, (X[..., :2] - 0.5) / 0.1)
-    assert len(fig.axes) == 4
-    assert all(len(ax.patches) == 3 for ax in fig.axes)      # one step histogram per group
 
 
 def test_matrices_annotate_every_cell_on_one_colour_scale():
@@ -366,26 +326,20 @@ def test_real_vs_synthetic_boxplots_pair_boxes_per_landmark():
         plotting.plot_real_vs_synthetic_boxplots(real, {d: v[:5] for d, v in synth.items()}, "hand")
 
 
-def test_clip_comparison_bars_are_the_mean_missing_shares():
+def test_compare_summaries_gives_the_mean_missing_shares():
     a = pd.DataFrame({"n_frames": [2, 10, 100], "left_hand_missing": [0.0, 0.5, 1.0],
                       "right_hand_missing": [1.0, 1.0, 0.2], "dominant": ["left", "left", "right"]})
     b = a.assign(n_frames=[5, 6, 7])
-    fig = plotting.plot_clip_comparison({"real": a, "synthetic": b})
-    heights = [round(p.get_height(), 6) for p in bars(fig.axes[1])[:3]]
-    # dominant missing: 0, 0.5, 0.2 -> 0.2333; other: 1, 1, 1 -> 1; left-dominant 2/3
-    assert heights == pytest.approx([0.233333, 1.0, 0.666667], abs=1e-6)
-    curve = fig.axes[0].lines[0]
-    assert list(curve.get_xdata()) == [2, 10, 100] and curve.get_ydata()[-1] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="dominant"):
-        plotting.plot_clip_comparison({"x": a.drop(columns="dominant")})
     table = dataset.compare_summaries({"real": a, "synthetic": b})
+    # dominant missing: 0, 0.5, 0.2 -> 0.2333; other: 1, 1, 1 -> 1; left-dominant 2/3
     assert table.loc["frames without dominant hand", "real"] == pytest.approx((0 + 0.5 + 0.2) / 3)
     assert table.loc["frames without other hand", "synthetic"] == pytest.approx(1.0)
     assert table.loc["left-dominant clips", "real"] == pytest.approx(2 / 3)
     assert table.loc["max frames", "real"] == 100 and table.loc["median frames", "synthetic"] == 6
+    with pytest.raises(ValueError, match="dominant"):
+        dataset.compare_summaries({"x": a.drop(columns="dominant")})
     with pytest.raises(ValueError, match="empty"):
         dataset.compare_summaries({})
-
 
 def test_seed_figures_use_the_reference_values():
     from gislr_utils import evaluation
@@ -412,9 +366,11 @@ def test_seed_figures_use_the_reference_values():
 
 
 def test_data_label_goes_into_the_figure_title():
-    n = np.array([3, 10, 18])
-    assert plotting.plot_frame_histogram(n, n).axes[0].get_title() == "clip length"
-    assert plotting.plot_frame_histogram(n, n, data="synthetic").axes[0].get_title() == "clip length (synthetic)"
+    values = {d: [np.arange(5.0)] * 5 for d in "xyz"}
+    title = "pose: non-zero values per landmark (box 25-75%, whiskers 5-95%)"
+    assert plotting.plot_landmark_boxplots(values, "pose").axes[0].get_title() == title
+    assert plotting.plot_landmark_boxplots(values, "pose", data="synthetic").axes[0].get_title() == \
+        f"{title} (synthetic)"
     maps = [np.eye(4)] * 2
     fig = plotting.plot_attention_maps(maps, ["a", "b"], suptitle="block 1", data="real")
     assert fig.get_suptitle() == "block 1 (real)" and [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]

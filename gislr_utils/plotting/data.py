@@ -1,95 +1,20 @@
-"""Figures of the data (chapters 1 and 2): clip counts and lengths, hands, one clip's
-preprocessing, per-landmark boxplots, normalisation, and real beside synthetic data.
+"""Figures of the preprocessed data (chapter 2): one clip's preprocessing, and per-landmark
+boxplots of one data set or of two side by side (real beside synthetic).
 
-Each function takes data (arrays, DataFrames) and returns a `matplotlib.figure.Figure`; `data`
-("synthetic", "real") is added to the figure's title.
+Each function takes data (arrays, dicts) and returns a `matplotlib.figure.Figure`; `data`
+("synthetic", "real") is added to the figure's title. The simpler figures of chapters 1 and 2
+(clip counts, clip lengths, hands, normalisation) are drawn in the chapters' own hidden cells.
 """
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..dataset import compare_summaries
-from ..landmarks import DIM_NAMES, GROUPS, INPUT_SIZE, N_COLS, N_ROWS, TYPE_STARTS, dominant_hand
+from ..landmarks import DIM_NAMES, INPUT_SIZE, N_COLS, N_ROWS, TYPE_STARTS, dominant_hand
 from .results import plot_position_index
-from .style import COLORS, CYCLE, WIDTH, _mark, _need_columns
-
-
-def plot_clip_counts(clips: pd.DataFrame, data: str | None = None) -> Figure:
-    """Clips per sign and clips per participant, sorted, as two bar charts (chapter 1).
-
-    `clips` is `dataset.read_clips`'s table (columns sign, participant_id); the dashed line is
-    the mean. Up to 40 bars are named.
-    """
-    _need_columns(clips, ["sign", "participant_id"], "clips (dataset.read_clips's table)")
-    counts = [clips[c].value_counts() for c in ("sign", "participant_id")]
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.2), width_ratios=[max(len(c), 8) for c in counts])
-    for ax, c, what, color in zip(axes, counts, ("sign", "participant"), (COLORS["hand"], COLORS["pose"])):
-        c.plot.bar(ax=ax, color=color, width=0.8, xlabel=what, title=f"clips per {what} ({len(c)} {what}s)")
-        ax.axhline(c.mean(), color=COLORS["neutral"], lw=0.8, ls="--")
-        ax.tick_params(axis="x", labelsize=7)
-        ax.grid(axis="x", visible=False)
-        if len(c) > 40:
-            ax.set_xticks([])
-    axes[0].set_ylabel("clips")
-    return _mark(fig, data)
-
-
-def plot_frame_histogram(n_frames, n_hand_frames, data: str | None = None) -> Figure:
-    """Histogram of frames per clip, with median, mean and the model's 64-frame boundary (chapter 1).
-
-    `n_frames`: frames in each file; `n_hand_frames` (outlined): frames in which the dominant hand
-    is visible, the frames preprocessing keeps. Clips with fewer kept frames than 64 are padded,
-    longer ones pooled.
-    """
-    n_frames = np.asarray(n_frames)
-    if n_frames.ndim != 1 or n_frames.size == 0:
-        raise ValueError("n_frames must be a non-empty 1-D array")
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
-    top = max(float(np.percentile(n_frames, 99)), INPUT_SIZE * 1.2)
-    bins = np.linspace(0, top, 41)
-    ax.hist(np.clip(n_frames, 0, top), bins=bins, color=COLORS["hand"], alpha=0.75, label="frames in the file")
-    ax.hist(np.clip(np.asarray(n_hand_frames), 0, top), bins=bins, histtype="step", lw=1.6, color=COLORS["lips"],
-            label="frames with the dominant hand")
-    med, mean = np.median(n_frames), np.mean(n_frames)
-    ax.axvline(med, color=COLORS["neutral"], lw=1, label=f"median {med:.0f}")
-    ax.axvline(mean, color=COLORS["neutral"], lw=1, ls=":", label=f"mean {mean:.1f}")
-    ax.axvline(INPUT_SIZE, color=COLORS["accent"], lw=1.6, ls="--", label=f"{INPUT_SIZE}: pad below, pool above")
-    ax.set(xlabel=f"frames per clip (clipped at the 99th percentile; max {int(n_frames.max())})", ylabel="clips",
-           title="clip length")
-    ax.legend()
-    return _mark(fig, data)
-
-
-def plot_hand_presence(summary: pd.DataFrame, data: str | None = None) -> Figure:
-    """Missing-hand rates and the dominant-hand split per participant (chapter 1).
-
-    `summary` is `dataset.clip_summary`'s table: one row per clip with `left_hand_missing` and
-    `right_hand_missing` (fraction of the clip's frames without that hand), `dominant`
-    ("left"/"right") and `participant_id`. Left: distribution of the missing fractions per hand;
-    right: left- and right-dominant clips of each participant, stacked.
-    """
-    _need_columns(summary, ["left_hand_missing", "right_hand_missing", "dominant", "participant_id"],
-                  "summary (dataset.clip_summary's table)")
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.2), width_ratios=[1, 1.3])
-    for hand in ("left", "right"):
-        missing = summary[f"{hand}_hand_missing"]
-        axes[0].hist(missing, bins=np.linspace(0, 1, 21), histtype="step", lw=1.6, color=COLORS[f"{hand}_hand"],
-                     label=f"{hand} hand (mean {missing.mean():.0%})")
-    axes[0].set(xlabel="fraction of frames without the hand", ylabel="clips", title="missing hands")
-    axes[0].legend(loc="upper center")
-    table = pd.crosstab(summary["participant_id"], summary["dominant"]).reindex(columns=["left", "right"],
-                                                                                  fill_value=0)
-    table.add_suffix("-dominant").plot.bar(ax=axes[1], stacked=True, width=0.8, xlabel="participant", ylabel="clips",
-                                           color=[COLORS["left_hand"], COLORS["right_hand"]])
-    axes[1].tick_params(axis="x", labelsize=7)
-    axes[1].grid(axis="x", visible=False)
-    axes[1].legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncols=2, borderaxespad=0)
-    axes[1].set_title(f"dominant hand ({(summary['dominant'] == 'left').mean():.0%} of clips left)", pad=30)
-    return _mark(fig, data)
+from .style import COLORS, WIDTH, _mark
 
 
 def plot_preprocessing(raw, x, idxs, position, data: str | None = None) -> Figure:
@@ -200,53 +125,4 @@ def plot_real_vs_synthetic_boxplots(values_a: dict, values_b: dict, group: str,
                         Patch(facecolor=color, alpha=0.55, edgecolor=color, label=names[1])],
                loc="lower left", bbox_to_anchor=(0.0, 1.02), ncols=2, borderaxespad=0)
     top.set_title(top.get_title(), pad=22)
-    return fig
-
-
-def plot_normalisation(before, after, data: str | None = None) -> Figure:
-    """Histograms of x and y per landmark group before and after standardisation (chapter 2).
-
-    `before` [..., 66, >=2] (prepared frames) and `after` [..., 66, 2] (`statistics.normalise`);
-    zeros (missing) are left out of both. The dotted line marks 0, the centre after.
-    """
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 4.4))
-    for j, dim in enumerate(("x", "y")):
-        for i, (values, when) in enumerate(((before, "before"), (after, "after"))):
-            ax = axes[j, i]
-            for group, cols in GROUPS.items():
-                v = np.asarray(values[..., cols, j]).ravel()
-                v = v[v != 0]
-                if v.size:
-                    ax.hist(v, bins=np.linspace(*np.percentile(v, [0.5, 99.5]), 50), histtype="step", lw=1.4,
-                            density=True, color=COLORS[group], label=group)
-            ax.set(title=f"{dim} {when} normalisation", yticks=[])
-            if when == "after":
-                ax.axvline(0, color=COLORS["neutral"], lw=0.8, ls=":")
-    axes[0, 0].legend()
-    return _mark(fig, data)
-
-
-def plot_clip_comparison(summaries: dict) -> Figure:
-    """Clip lengths and missing hands of several data sets (chapter 2: real vs synthetic).
-
-    `summaries` maps a name to `dataset.clip_summary`'s table. Left: the share of clips with
-    at most n frames (log scale), with the model's 64 frames marked; right: the mean share of
-    frames without the dominant and without the other hand, and the share of left-dominant clips.
-    """
-    shares = compare_summaries(summaries).loc[
-        ["frames without dominant hand", "frames without other hand", "left-dominant clips"]]
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.2), width_ratios=[1.2, 1])
-    for color, (name, s) in zip(CYCLE, summaries.items()):
-        n = np.sort(s["n_frames"].to_numpy())
-        axes[0].step(n, np.arange(1, len(n) + 1) / len(n), where="post", color=color, lw=1.6,
-                     label=f"{name} ({len(n)} clips, median {np.median(n):.0f})")
-    axes[0].axvline(INPUT_SIZE, color=COLORS["accent"], ls="--", lw=1.2, label=f"{INPUT_SIZE} frames")
-    axes[0].set(xscale="log", xlabel="frames in the file (log scale)", ylabel="share of clips with at most that many",
-                title="clip length")
-    axes[0].legend(loc="lower right", fontsize=7.5)
-    shares.index = ["frames without\ndominant hand", "frames without\nother hand", "left-dominant\nclips"]
-    shares.plot.bar(ax=axes[1], rot=0, width=0.8, color=CYCLE[:shares.shape[1]], ylim=(0, 1), ylabel="share",
-                    title="missing hands", fontsize=8)
-    axes[1].grid(axis="x", visible=False)
-    axes[1].legend(loc="upper left", fontsize=7.5)
     return fig
