@@ -294,3 +294,13 @@ def test_predict_is_the_64_frame_model_and_the_files_valid_frames_computation(mo
     np.testing.assert_allclose(export.compact_forward(model, X, idxs).numpy(), ref, atol=1e-6)
     X[2, 10] = 0.5                           # padding that is not the preprocessing's: still all rows
     np.testing.assert_allclose(ev.predict(model, X, idxs), model([X, idxs], training=False).numpy(), atol=1e-6)
+
+
+def test_seed_class_counts_are_the_seeds_printed_eda_table():
+    """Typed from the seed's EDA cell (value_counts of y_train, rows 0-4 and -5..-1)."""
+    df = ev.seed_class_counts()
+    assert list(df["class_index"]) == [135, 136, 60, 194, 67, 170, 249, 56, 21, 231]
+    assert list(df["count"]) == [358, 352, 351, 351, 348, 277, 267, 266, 263, 255]
+    assert list(df["rank"]) == ["largest"] * 5 + ["smallest"] * 5
+    assert list(df["sign"]) == [config.INDEX_TO_SIGN[i] for i in df["class_index"]]
+    assert df["sign"].iloc[0] == "listen" and df["sign"].iloc[-1] == "vacuum"
