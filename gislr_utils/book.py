@@ -300,7 +300,7 @@ def train(ctx: Context, restart: bool = False, strategy: str = "one", verbose: i
 
 def get_trained(ctx: Context, verbose: int = 1):
     """The trained model of this run (chapters 5 and 6): loaded when the run folder holds it,
-    trained now (as chapter 4 does) when it does not."""
+    trained now (as `train` does) when it does not."""
     from . import training
     if "trained" in ctx._cache:
         return ctx._cache["trained"]
