@@ -4,8 +4,8 @@ repository, issue, download and launch buttons switched on by one setting, `repo
 * Maths: MathJax 2.7 from the `jupyter-server-mathjax` package (a requirement of the book) is
   copied into the pages' `_static/`, so formulas render offline.
 * Buttons: with `repository.url` empty (the default: the book builds and reads offline) the
-  repository, issue and download buttons and the launch buttons (Colab, JupyterHub, Binder) are
-  off; set the URL and they all switch on, pointing at it.
+  repository, issue and download buttons and the launch buttons are off; set the URL and they
+  switch on, pointing at it (Colab and Binder, and a JupyterHub if `launch_buttons` names one).
 """
 from pathlib import Path
 
@@ -16,13 +16,16 @@ def _configure(app, config):
     config.html_static_path.append(str(Path(jupyter_server_mathjax.__file__).parent / "static"))
     config.mathjax_path = "MathJax.js?config=TeX-AMS-MML_HTMLorMML"
     options = config.html_theme_options
-    options["use_download_button"] = bool(options.get("repository_url"))
-    if not options.get("repository_url"):
-        for key in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
-            options[key] = False
-        options["launch_buttons"] = {}
+    on = bool(options.get("repository_url"))
+    for key in ("use_repository_button", "use_issues_button", "use_download_button"):
+        options[key] = on
+    launch = dict(options.get("launch_buttons") or {})
+    if on:
+        launch["colab_url"] = launch.get("colab_url") or "https://colab.research.google.com"
+        launch["binderhub_url"] = launch.get("binderhub_url") or "https://mybinder.org"
+    options["launch_buttons"] = launch if on else {}
 
 
 def setup(app):
-    app.connect("config-inited", _configure)
+    app.connect("config-inited", _configure, priority=100)     # before the theme reads them
     return {"parallel_read_safe": True, "parallel_write_safe": True}
