@@ -17,9 +17,7 @@ from gislr_utils.landmarks import LIPS_IDXS0, N_DIMS
 from gislr_utils.dataset import (SCHEMA, clip_summary, load_frames, read_clips,
                                  validate_file)
 
-REAL = config.REAL_SAMPLE_DIR
-needs_real = pytest.mark.skipif(not (REAL / "train.csv").exists(),
-                                reason=f"real GISLR sample not found at {REAL}")
+SHIPPED = config.real_sample_dir()      # the 16 genuine clips shipped in the package: always present
 
 
 # The synthetic set's realism check: summary statistics per landmark group (NaN ignored).
@@ -54,9 +52,8 @@ def landmark_stats(clips: pd.DataFrame, max_clips: int | None = None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-@needs_real
 def test_landmark_stats_helper_on_the_real_sample():
-    clips = read_clips(REAL)
+    clips = read_clips(SHIPPED)
     stats = landmark_stats(clips, max_clips=5).set_index(["group", "dim"])
     sub = np.concatenate([load_frames(p) for p in clips["path"].iloc[:5]]).astype(np.float64)
     assert stats.loc[("face", "x"), "mean"] == pytest.approx(sub[:, :468, 0].mean())
@@ -101,11 +98,11 @@ def test_every_file_is_valid_gislr(small_clips):
         assert validate_file(path) >= 3
 
 
-@needs_real
 def test_schema_equals_real_files(small_clips):
-    real = pq.read_schema(read_clips(REAL)["path"].iloc[0]).remove_metadata()
+    real = {pq.read_schema(p).remove_metadata() for p in read_clips(SHIPPED)["path"]}
+    assert real == {SCHEMA}                                # every shipped genuine file
     for path in small_clips["path"].iloc[:5]:
-        assert pq.read_schema(path).remove_metadata() == real == SCHEMA
+        assert pq.read_schema(path).remove_metadata() == SCHEMA
 
 
 def test_row_ids_frames_and_nans(small_clips):
@@ -338,22 +335,91 @@ def _benchmark_script():
     return module
 
 
-@needs_real
+# How far a template derived from 16 genuine clips may lie from the shipped one (derived from the 84
+# clips beside the repository): the 99th percentile, over 1,000 random 16-of-84 subsets (numpy seed 0),
+# of the largest absolute deviation of each entry, rounded up to two significant digits. Units: the
+# face and pose_head x, y in face radii (RMS), pose_body and rest_arm x, y in shoulder widths, the
+# hand in wrist-to-middle-finger-base lengths, the other z in MediaPipe's; the statistics in theirs.
+TEMPLATE_TOLERANCE = {
+    "face": 0.22, "pose_head": 0.22, "pose_body": 0.60, "rest_arm": 0.31, "hand": 0.24,
+    "mid_mean": 0.043, "mid_std": 0.029, "shoulder_width_mean": 0.036, "shoulder_width_std": 0.021,
+    "face_offset_mean": 0.034, "face_offset_std": 0.030, "face_scale_mean": 0.0093,
+    "face_scale_std": 0.0066, "head_motion_std": 0.0074, "head_roll_std": 0.044,
+    "head_roll_frame_std": 0.012, "face_z_mean": 0.0001, "pose_z_clip_std": 0.11,
+    "hand_length_mean": 0.052, "hand_length_std": 0.021, "upper_arm": 0.060, "forearm": 0.12,
+    "rest_arm_z": 0.29, "active_arm_z": 0.43,
+}
+SHAPES = {"face": (468, 3), "pose_head": (11, 3), "pose_body": (33, 3), "rest_arm": (6, 3), "hand": (21, 3)}
+
+
+def _check_template_form(t: dict, name: str):
+    """What holds for any template `derive_template` makes, by construction or by anatomy."""
+    def close(a, b, what):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-4, err_msg=f"{name}: {what}")
+
+    values = {**{k: t[k] for k in SHAPES}, **t["stats"]}
+    for key, v in values.items():
+        v = np.asarray(v, dtype=np.float64)
+        assert np.isfinite(v).all(), f"{name}: {key} not finite"
+        close(v * 1e4, np.rint(v * 1e4), f"{key} rounded to 4 decimals")
+    for key, shape in SHAPES.items():
+        assert np.shape(t[key]) == shape, (name, key)
+    face, body, arm, hand = (np.asarray(t[k]) for k in ("face", "pose_body", "rest_arm", "hand"))
+    close(face.mean(0), 0, "face centred")
+    assert 0.9 < np.sqrt((face[:, :2] ** 2).sum(1).mean()) <= 1 + 2e-4, f"{name}: face RMS radius"
+    close(body[[11, 12], 0], [0.5, -0.5], "shoulders at +-0.5 shoulder widths")
+    close(body[11, :2] + body[12, :2], 0, "origin between the shoulders")
+    close(arm[0, 0], 0.5, "resting arm starts at the shoulder")
+    assert arm[0, 1] < arm[1, 1] < arm[2, 1], f"{name}: resting arm hangs down (shoulder, elbow, wrist)"
+    close(hand[[0, 9]], [[0, 0, 0], [0, -1, 0]], "hand: wrist at 0, middle-finger base at (0, -1, 0)")
+    assert hand[5, 0] < 0 < hand[17, 0], f"{name}: index base at -x, little-finger base at +x"
+    close(hand[5, 2], hand[17, 2], "palm facing the camera")
+    s = {k: np.asarray(v) for k, v in t["stats"].items()}
+    assert all((v > 0).all() for k, v in s.items() if k.endswith("_std")), name
+    assert ((0 < s["mid_mean"]) & (s["mid_mean"] < 1)).all(), name          # image coordinates
+    for key in ("shoulder_width_mean", "face_scale_mean", "hand_length_mean"):
+        assert 0 < s[key] < 1, (name, key)
+    assert s["face_offset_mean"][1] < 0, f"{name}: the face above the shoulders"
+    assert 0 < s["upper_arm"] < 2 and 0 < s["forearm"] < 2, name           # in shoulder widths
+
+
 def test_template_is_derived_from_real_sample():
-    derived = _benchmark_script().derive_template(REAL)
+    """The shipped template is what `derive_template` makes of genuine clips, checked on the 16
+    shipped ones: the derived template has the template's form (shapes, finite values, the
+    normalisations of `derive_template`, anatomy) and agrees with the shipped one within
+    TEMPLATE_TOLERANCE, the spread of a 16-clip derivation from random subsets of the 84 clips (the
+    shipped 16 lie within the 95th percentile of that spread in every entry but head_roll_std, at
+    the 95th). The shipped template itself says it comes from the 84 clips and has the same form.
+
+    The exact comparison with `derive_template` on the 84 clips (equal to the last digit) is not
+    kept: it needs ``../shared/real_sample``, absent from a user's clone, and would be an eighth
+    skipped case where issue 17 allows only the 7 that repeat on the 84 clips a check also run on
+    the shipped 16. `write_template` writes `derive_template`'s output as it is, so the maintainer's
+    ``--write-template`` (README) makes that equality hold when the template is refreshed.
+    """
+    derived = _benchmark_script().derive_template(SHIPPED)
     shipped = json.loads((synthetic.Path(synthetic.__file__).parent / "data" /
                           synthetic.TEMPLATE_NAME).read_text())
-    for key in ("face", "pose_head", "pose_body", "rest_arm", "hand"):
-        np.testing.assert_allclose(derived[key], shipped[key], atol=2e-4, err_msg=key)
-    assert derived["stats"].keys() == shipped["stats"].keys()
-    assert len(shipped["face"]) == 468 and len(shipped["hand"]) == 21
+    assert derived.keys() == shipped.keys()
+    assert derived["stats"].keys() == shipped["stats"].keys() == TEMPLATE_TOLERANCE.keys() - SHAPES.keys()
+    for key in shipped["stats"]:
+        assert np.shape(derived["stats"][key]) == np.shape(shipped["stats"][key]), key
+    _check_template_form(shipped, "shipped")
+    _check_template_form(derived, "derived from the shipped 16 clips")
+    assert shipped["n_clips"] == 84 and "derive_template" in shipped["source"]
+    assert derived["n_clips"] == 16
+    assert derived["n_frames"] == sum(len(load_frames(p)) for p in read_clips(SHIPPED)["path"])
+    for key, tol in TEMPLATE_TOLERANCE.items():
+        d, s = (np.asarray(t[key] if key in SHAPES else t["stats"][key]) for t in (derived, shipped))
+        np.testing.assert_allclose(d, s, rtol=0, atol=tol + 1e-9, err_msg=key)
 
 
-@needs_real
 def test_calibrated_against_real_sample(tmp_path):
+    """The synthetic set's statistics per landmark group are those of the 16 genuine clips shipped
+    in the package (the bounds hold, with similar margins, against the 84 clips as well)."""
     # Same two signs as the real sample (hello, thankyou), 12 participants.
     d = synthetic.generate(tmp_path / "cal", seed=0, n_signs=2, n_participants=12, clips_per_sign=2)
-    real = landmark_stats(read_clips(REAL)).set_index(["group", "dim"])
+    real = landmark_stats(read_clips(SHIPPED)).set_index(["group", "dim"])
     syn = landmark_stats(read_clips(d)).set_index(["group", "dim"])
     for group in ("face", "lips", "pose", "left_hand", "right_hand"):
         for dim in ("x", "y"):
