@@ -32,8 +32,6 @@ nbformat = pytest.importorskip("nbformat")
 REPO = Path(__file__).resolve().parent.parent
 CHAPTERS = REPO / "chapters"
 NOTEBOOKS = sorted(p.name for p in CHAPTERS.glob("0*.ipynb"))
-needs_real = pytest.mark.skipif(not (Path(config.REAL_SAMPLE_DIR) / "train.csv").exists(),
-                                reason=f"real sample not found at {config.REAL_SAMPLE_DIR}")
 
 
 def run_chapter(name: str, out_dir: Path, **parameters):

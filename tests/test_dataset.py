@@ -132,13 +132,18 @@ def test_shipped_sample_is_small_varied_and_the_original_files():
 
 def test_read_clips_shipped_sample():
     clips = read_clips(SHIPPED)
+    assert list(clips.columns) == ["path", "participant_id", "sequence_id", "sign", "label"]
     assert len(clips) == 16 and clips["participant_id"].nunique() == 12
     assert dict(clips.groupby("sign")["label"].first()) == {"hello": 113, "thankyou": 214}
+    assert clips["participant_id"].dtype == np.int64 and clips["label"].dtype == np.int64
     csv = pd.read_csv(SHIPPED / "train.csv")
     assert clips["sequence_id"].tolist() == csv["sequence_id"].tolist()
-    assert all(Path(p).is_file() for p in clips["path"])
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in clips["path"])
+    assert clips["path"].iloc[0].endswith(csv["path"].iloc[0])
     hello = read_clips(SHIPPED, signs=["hello"])
     assert len(hello) == 8 and set(hello["sign"]) == {"hello"}
+    with pytest.raises(ValueError, match="notasign"):
+        read_clips(SHIPPED, signs=["notasign"])
     with pytest.raises(GISLRDataError, match="zipper"):        # in the map, but no clips
         read_clips(SHIPPED, signs=["hello", "zipper"])
     s = clip_summary(clips)
@@ -147,6 +152,10 @@ def test_read_clips_shipped_sample():
         n = df.groupby("type")["x"].count()
         assert row.n_frames == df["frame"].nunique()
         assert row.dominant == ("left" if n["left_hand"] >= n["right_hand"] else "right")
+        frames_with = df[df["type"] == "left_hand"].x.notna().to_numpy().reshape(-1, 21).any(1)
+        assert row.left_hand_missing == pytest.approx(1 - frames_with.mean())
+        hand = df[df["type"] == f"{row.dominant}_hand"].x.notna().to_numpy().reshape(-1, 21)
+        assert row.n_hand_frames == hand.any(1).sum()
     assert s["dominant"].value_counts().to_dict() == {"right": 9, "left": 7}
 
 
