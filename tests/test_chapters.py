@@ -5,7 +5,8 @@ Notebook runs (each starts a kernel and TensorFlow, so they are kept few):
 * on the synthetic set, in one shared artifacts folder: chapters 1, 2, 3 in order;
 * on the real sample shipped in the package (``data_dir="real-sample"``: 16 genuine clips, 2 signs,
   12 participants), in a fresh folder: chapter 5 first, alone (it must train the model itself),
-  then chapter 4 and chapter 6 (export, masking);
+  then chapter 4 and chapter 6 (export, masking over two seeds);
+* chapter 6 on one participant of the real sample (the masking comparison is skipped);
 * chapter 4 with ``preset="nope"``, which must stop in its setup cell naming the parameter.
 
 Every executed notebook is checked for outputs and for the absence of stderr output, which the
@@ -96,6 +97,47 @@ def test_six_chapters_in_the_toc_and_stored_without_outputs():
         first_import = source.index("import gislr_utils")
         assert "tensorflow" not in source[:first_import] and "keras" not in source[:first_import], name
         assert "{exercise}" in "\n".join(c.source for c in nb.cells), name
+
+
+@pytest.mark.parametrize("name", ["05_evaluation.ipynb", "06_export_and_inference.ipynb"])
+def test_chapters_5_and_6_parameters_figures_and_solutions(name):
+    """Typed parameters with help (papermill --help-notebook), numbered figures with alt text that
+    the prose cites, solution cells tagged for the students' edition, chapter mentions as links."""
+    import re
+    nb = nbformat.read(CHAPTERS / name, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for line in params.source.splitlines():
+        assert re.fullmatch(r"\w+ = .+  # type: (Optional\[(str|int)\]|str|int|bool) \S.*", line), line
+    assert "run = None  # type: Optional[str]" in params.source
+    setup = next(c for c in nb.cells if c.cell_type == "code" and "book.setup(" in c.source)
+    assert "run=run" in setup.source
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    figures = [c for c in nb.cells if c.cell_type == "code" and "figure" in c.metadata.get("mystnb", {})]
+    assert figures
+    for cell in figures:
+        fig = cell.metadata["mystnb"]["figure"]
+        assert fig["name"].startswith(f"fig-ch{name[1]}-") and len(fig["caption"]) > 20, fig
+        assert len(cell.metadata["mystnb"]["image"]["alt"]) > 30 and "hide-input" in cell.metadata["tags"]
+        assert "ctx.data_label" in cell.source or "(real)" in cell.source, cell.source[:80]   # which data
+    cited = set(re.findall(r"\{numref\}`([^`]+)`", markdown))
+    names = {c.metadata["mystnb"]["figure"]["name"] for c in figures}
+    assert cited <= names and len(cited) >= len(names) - 1, (cited, names)   # top-k is drawn on some data only
+    unlinked = re.findall(r".{20}\b[Cc]hapters? \d.{10}", re.sub(r"\[[^\]]*\]\([^)]*\)", "[link]", markdown))
+    assert not unlinked, f"chapter mentions must be links: {unlinked}"
+    inside = False
+    for cell in nb.cells:
+        text, tags = cell.source, cell.metadata.get("tags", [])
+        if cell.cell_type == "markdown" and "{exercise}" in text:
+            assert "solution" not in tags and "{solution" not in text, text[:80]
+        starts, ends = "{solution-start}" in text, "{solution-end}" in text
+        if starts or "{solution}" in text:
+            assert "solution" in tags, text[:80]
+        if starts:
+            inside = True
+        elif inside:
+            assert "solution" in tags, text[:80]
+        if ends:
+            inside = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,15 +307,27 @@ def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
     art = real_dir / "art"
     nb = run_chapter("05_evaluation.ipynb", real_dir, data_dir="real-sample",
                      artifacts_dir=str(art), epochs=1)
-    check_clean(nb, min_images=4)
-    assert "no trained model in" in text_of(nb)          # it had to train, as chapter 4 would
+    # F1, confusion, landmark weights, the seed's F1, precision/recall, this run against the seed;
+    # no top-k curve: with 2 signs only top-1 is listed
+    check_clean(nb, min_images=6)
+    text = text_of(nb)
+    assert "training it now, as chapter 4 does" in text          # it had to train, as chapter 4 would
     metrics_files = list(art.glob("runs/*/metrics.json"))
     assert len(metrics_files) == 1
     metrics = json.loads(metrics_files[0].read_text())
     assert metrics["preset"] == "classroom" and metrics["epochs"] == 1 and metrics["n_classes_present"] == 2
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_val"] > 0
-    assert len(metrics["val_participants"]) == 2          # 10% of 12 participants, rounded up
-    assert "signs in both" in text_of(nb) and "legible     233" in text_of(nb)   # seed reference
+    assert metrics["evaluated_on"] == "held-out participants" and metrics["kept_epoch"] == 1
+    assert len(metrics["participants"]) == 2               # 10% of 12 participants, rounded up
+    # which participants, once, the final model; the signs named come from the output
+    ids = ", ".join(map(str, metrics["participants"]))
+    assert f"signs by the 2 held-out participant(s) {ids}" in text and "epoch 1 of 1 (the final epoch)" in text
+    assert ("hardest of this run: " in text and "easiest of this run: " in text) or \
+        "every sign of this run has F1" in text
+    assert "seed's hardest: goose (0.09), nap (0.24)" in text and "seed's easiest: airplane (0.99)" in text
+    assert "top-k accuracy on 2 signs: top-1 " in text and "top-2" not in text and "(no curve" in text
+    assert "signs in both" in text and "legible     233" in text    # seed reference
+    assert "2 participant(s): 90% of the resampled accuracies lie in" in text   # exercise 5.2, computed
 
 
 def test_chapter_4_training_on_the_real_sample(real_dir):
@@ -343,15 +397,50 @@ def test_a_sign_map_other_than_the_competitions_is_refused_in_every_chapter(tmp_
 def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
     art = real_dir / "art"
     nb = run_chapter("06_export_and_inference.ipynb", real_dir, data_dir="real-sample",
-                     artifacts_dir=str(art), epochs=1, latency_clips=2, masking_epochs=1)
-    check_clean(nb, min_images=2)
+                     artifacts_dir=str(art), epochs=1, latency_clips=2, masking_seeds=2, masking_epochs=1)
+    check_clean(nb, min_images=2)                    # Keras vs TFLite, the masking comparison
     text = text_of(nb)
-    assert "loaded the model trained in chapter 4" in text
+    assert "loaded the run trained in chapter 4" in text
     assert "'serving_default': {'inputs': ['inputs'], 'outputs': ['outputs']}" in text
     assert "choice between hello and thankyou right for" in text
+    assert "2 clips of the held-out participants, 3 calls each" in text and "median of 2 clips on this machine" in text
     run = next(art.glob("runs/*_classroom_seed0_epochs1"))
     assert (run / "model.tflite").stat().st_size > 0 and (run / "model_fp16.tflite").exists()
-    assert (run / "masking" / "masking_comparison.csv").exists()
+    # two seeds x two masks, each a run folder of its own; the key-mask run of seed 0 is chapter 4's run
+    assert "2 seed(s) x 2 masks, 1 epochs a run" in text
+    for s in (0, 1):
+        assert (art / "runs" / f"real-sample_classroom_seed{s}_epochs1" / "train_config.json").exists()
+        assert (art / "runs" / f"real-sample_classroom_seed{s}_attention_maskseed_frame_drop_at_inferenceTrue"
+                f"_epochs1" / "train_config.json").exists()
+    for name in ("drop off - drop on (seed mask): mean", "key mask - seed mask (drop off): mean"):
+        assert name in text
+    verdicts = [line for line in text.splitlines()
+                if line.startswith(("  paired t-test p = ", "  the same difference, ", "  one seed: "))]
+    assert len(verdicts) == 2, verdicts
+    for v in verdicts:      # a p-value says only what the spread supports
+        assert not v.startswith("  paired") or v.endswith(("larger than the spread across seeds",
+                                                           "the data cannot tell the variants apart",
+                                                           "(all 2 seeds agree in sign)")), v
+    assert "reliably" not in "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_chapter_6_skips_the_masking_comparison_with_one_participant(tmp_path):
+    """One participant: nobody can be held out, the chapter exports, then skips the comparison."""
+    import shutil
+    src = config.real_sample_dir()
+    data = tmp_path / "one"
+    clips = [line for line in (src / "train.csv").read_text().splitlines()[1:] if ",25571," in line]
+    assert len(clips) == 2
+    (data / "train_landmark_files").mkdir(parents=True)
+    (data / "train.csv").write_text("path,participant_id,sequence_id,sign\n" + "\n".join(clips) + "\n")
+    shutil.copy(src / "sign_to_prediction_index_map.json", data)
+    shutil.copytree(src / "train_landmark_files" / "25571", data / "train_landmark_files" / "25571")
+    nb = run_chapter("06_export_and_inference.ipynb", tmp_path, data_dir=str(data),
+                     artifacts_dir=str(tmp_path / "art"), epochs=1, latency_clips=2)
+    check_clean(nb, min_images=1)                     # Keras vs TFLite; no masking figure
+    text = text_of(nb)
+    assert "one participant only: nobody can be held out, so the masking comparison is skipped" in text
+    assert "paired t-test" not in text and len(list((tmp_path / "art" / "runs").iterdir())) == 1
 
 
 def test_bad_parameter_stops_the_chapter_at_once(tmp_path):

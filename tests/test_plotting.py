@@ -222,13 +222,6 @@ def test_landmark_weights_bars():
         plotting.plot_landmark_weights([1, 2])
 
 
-def test_schedules_one_line_per_schedule_in_each_panel():
-    fig = plotting.plot_schedules({"constant": (np.full(5, 1e-3), np.full(5, 1e-5)),
-                                   "cosine": (np.linspace(1e-3, 0, 5), np.linspace(5e-5, 0, 5))})
-    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
-    np.testing.assert_allclose(fig.axes[0].lines[1].get_ydata(), np.linspace(1e-3, 0, 5))
-
-
 def test_history_with_and_without_validation():
     h = pd.DataFrame({"epoch": [1, 2], "loss": [3.0, 2.0], "acc": [0.1, 0.5], "top_5_acc": [0.3, 0.7],
                       "top_10_acc": [0.4, 0.8]})
@@ -269,29 +262,7 @@ def test_confusion_heatmap_is_row_normalised():
     assert "no confusions" in empty.axes[0].texts[0].get_text()
 
 
-def test_topk_per_participant_agreement_masking():
-    ax = plotting.plot_topk([1, 5, 10], [0.5, 0.8, 0.9]).axes[0]
-    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.5, 0.8, 0.9])
-    table = pd.DataFrame({"participant_id": [7, 9], "n_clips": [10, 20], "accuracy": [0.5, 0.75]})
-    ax = plotting.plot_per_participant(table).axes[0]
-    assert [b.get_height() for b in bars(ax)] == [0.5, 0.75]
-    assert [t.get_text() for t in ax.texts] == ["0.50\n10 clips", "0.75\n20 clips"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["7", "9"]
-    p = np.array([[0.1, 0.9], [0.6, 0.4]])
-    ax = plotting.plot_probability_agreement(p, p + 1e-4).axes[0]
-    assert ax.get_title() == "max difference 1.0e-04" and len(ax.collections[0].get_offsets()) == 4
-    runs = pd.DataFrame({"variant": ["seed", "seed", "keys"], "accuracy": [0.5, 0.7, 0.8]})
-    ax = plotting.plot_masking_comparison(runs, by="variant").axes[0]
-    assert [round(b.get_height(), 3) for b in bars(ax)] == [0.6, 0.8]
-    assert [t.get_text() for t in ax.texts] == ["0.600", "0.800"]
-    points = np.concatenate([c.get_offsets() for c in ax.collections])
-    assert sorted(map(tuple, np.round(points, 3))) == [(0, 0.5), (0, 0.7), (1, 0.8)]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["seed", "keys"]
-    with pytest.raises(ValueError, match="lacks column"):
-        plotting.plot_masking_comparison(runs, by="mode")
-
-
-# ------------------------------------------------------------------ real beside synthetic, seed reference
+# ------------------------------------------------------------------ real beside synthetic
 def test_skeleton_pair_and_paired_animation():
     rng = np.random.default_rng(5)
     a, b = random_frame(rng, left=True), random_frame(rng, left=False, right=True)
@@ -340,29 +311,6 @@ def test_compare_summaries_gives_the_mean_missing_shares():
         dataset.compare_summaries({"x": a.drop(columns="dominant")})
     with pytest.raises(ValueError, match="empty"):
         dataset.compare_summaries({})
-
-def test_seed_figures_use_the_reference_values():
-    from gislr_utils import evaluation
-    ref = evaluation.seed_reference()
-    fig = plotting.plot_seed_f1(ref)
-    heights = sorted(p.get_height() for p in bars(fig.axes[0]))
-    assert len(heights) == ref["f1"].notna().sum() == 240
-    assert heights == pytest.approx(sorted(ref["f1"].dropna()))
-    text = " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert "goose 0.09" in text and "airplane 0.99" in text and "10 signs unreadable" in fig.axes[0].get_title()
-    fig = plotting.plot_precision_recall_support(ref)
-    pts = fig.axes[0].collections[0].get_offsets()
-    assert len(pts) == ref[["precision", "recall", "f1"]].dropna().shape[0]
-    names = {t.get_text() for t in fig.axes[0].texts}
-    assert {"thankyou", "clean", "go", "ride"} <= names        # largest gaps either way
-    cmp = evaluation.compare_with_seed(pd.DataFrame(
-        {"f1-score": [0.2, 0.9, 0.5], "support": [3, 3, 3]},
-        index=pd.Index(["hello", "thankyou", "airplane"], name="sign")))
-    fig = plotting.plot_f1_against_seed(cmp)
-    xy = fig.axes[0].collections[0].get_offsets()
-    assert sorted(map(tuple, np.round(xy, 2))) == sorted(zip(cmp["f1_seed"], cmp["f1_run"]))
-    with pytest.raises(ValueError, match="empty"):
-        plotting.plot_f1_against_seed(cmp.iloc[:0])
 
 
 def test_data_label_goes_into_the_figure_title():

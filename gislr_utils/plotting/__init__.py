@@ -8,13 +8,11 @@ with gislr_utils, then draw with plotting". The figures that depend on the data 
 - `style`: `set_style` and the colour-blind-safe colours;
 - `skeleton`: skeleton drawings and animations of raw frames (chapters 1 and 2);
 - `data`: one clip's preprocessing and the per-landmark boxplots (chapter 2);
-- `results`: attention, training, evaluation, the seed report and the export (chapters 3-6).
+- `results`: attention, training curves and evaluation (chapters 3-5).
 """
 from .data import landmark_box_stats, plot_landmark_boxplots, plot_preprocessing, plot_real_vs_synthetic_boxplots
-from .results import (plot_attention_maps, plot_confusion, plot_f1_against_seed, plot_f1_per_sign, plot_history,
-                      plot_landmark_weights, plot_masking_comparison, plot_matrices, plot_per_participant,
-                      plot_position_index, plot_precision_recall_support, plot_probability_agreement,
-                      plot_schedules, plot_seed_f1, plot_topk)
+from .results import (plot_attention_maps, plot_confusion, plot_f1_per_sign, plot_history, plot_landmark_weights,
+                      plot_matrices, plot_position_index)
 from .skeleton import (animate_clip, animate_clip_pair, animation_html, plot_selected_landmarks, plot_skeleton,
                        plot_skeleton_pair, skeleton_limits)
 from .style import COLORS, CYCLE, WIDTH, set_style
