@@ -109,6 +109,8 @@ def main(argv=None):
     ap.add_argument("--mixed-precision", action="store_true")
     ap.add_argument("--jit-compile", action="store_true")
     args = ap.parse_args(argv)
+    if args.steps < 1 or args.warmup < 1:
+        ap.error("--steps and --warmup must be >= 1")
     cfg = config.resolve(args.preset, batch_all_signs_n=args.n, mixed_precision=args.mixed_precision,
                          jit_compile=args.jit_compile)
     n, C = cfg.batch_all_signs_n, cfg.num_classes
