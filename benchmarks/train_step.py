@@ -1,87 +1,149 @@
-"""Time per training step of a preset on this machine, and the projected time of an epoch and a run.
+"""Time of a training step of a preset, on one device or several, and the projected epoch and run.
 
-Builds the preset's model (random statistics), compiles it as `training.train` does, and times
-`--steps` training steps after `--warmup` steps on batches of `training.batch_dataset` (random
-arrays of the real shape, one batch of ``n`` clips of each of the 250 signs). Prints samples/s,
-the projected time of one epoch of the real data (80,229 training clips: 80 steps of 1,000) and
-of the preset's epochs, and the training FLOPs per clip (3 x the forward pass of the Dense
-layers and the attention products, counted from the model's shapes), which turns a GPU's
-sustained FLOP/s into a projection for that GPU.
+Builds the preset's model (statistics mean 0.5, std 0.2) and compiles it as `training.train` does:
+`model.build_model` and `training.compile_model` in the scope of `training.get_strategy(--strategy)`,
+under Keras' "mixed_float16" policy with ``--mixed-precision``, with XLA with ``--jit-compile``
+(else TensorFlow op determinism on, as `training.train`). It fits ``--warmup`` + ``--steps`` steps on
+`training.batch_dataset` of random arrays of the real shape (`training.BalancedSignBatches`: ``--n``
+clips of each of the 250 signs a batch; default the preset's: 4 for seed, a batch of 1,000) and times
+the ``--steps`` after the warm-up (the first step traces and compiles); the device is synchronised
+(the loss read) only at the start and the end of the timed steps. Prints the seconds a step (wall,
+and CPU time of this process), samples/s, the projected epoch and run on the real data (80,229
+training clips, ``80,229 // batch`` steps an epoch, the preset's epochs; the seed preset validates
+nothing while it trains, so that is its whole run) and the training FLOPs per clip (3 x the forward
+pass: every Dense kernel once a frame, the classifier once a clip, q k^T and the weighted values of
+every block; 2 FLOPs a multiply-add), which turns a device's sustained FLOP/s into a projection.
 
-    python benchmarks/train_step.py --preset seed --n 1 --steps 3
+On a CPU (the book's Measurements appendix):
+
+    python benchmarks/train_step.py --preset seed --n 4 --steps 3
+    GISLR_CPU_REPLICAS=2 python benchmarks/train_step.py --preset seed --n 1 --strategy mirrored
+
+(``GISLR_CPU_REPLICAS=2`` splits the CPU into two logical devices: a test of the multi-device code.)
+On a machine with GPUs (issue 18): the seed preset at its real batch size on one GPU and on all of
+them ("mirrored"), each without and with mixed precision:
+
+    python benchmarks/train_step.py --preset seed --strategy one --warmup 5 --steps 30
+    python benchmarks/train_step.py --preset seed --strategy one --warmup 5 --steps 30 --mixed-precision
+    python benchmarks/train_step.py --preset seed --strategy mirrored --warmup 5 --steps 30
+    python benchmarks/train_step.py --preset seed --strategy mirrored --warmup 5 --steps 30 --mixed-precision
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import time
 
 import numpy as np
 
-import gislr_utils  # noqa: F401
-from gislr_utils import config, training
-from gislr_utils._tf import keras
+import gislr_utils  # noqa: F401  (silences TensorFlow first)
+from gislr_utils import config, model, training
+from gislr_utils._tf import keras, tf
 
 REAL_TRAIN_CLIPS = 80_229
 
 
-def train_flops_per_clip(model, frames: int = 64) -> float:
-    """3 x forward FLOPs of one clip: every Dense kernel once per frame, plus QK^T and AV."""
-    macs = 0
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.Dense) and layer.built:
-            macs += int(np.prod(layer.kernel.shape)) * frames
-    cfg = model.get_layer("transformer")
-    units = model.get_layer("transformer").blocks[0].mha.units
-    macs += len(cfg.blocks) * 2 * frames * frames * units          # scores and weighted values
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads), user + system."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def train_flops_per_clip(net, cfg) -> float:
+    """3 x the forward FLOPs of one clip: every Dense kernel once a frame (the classifier once a
+    clip), plus q k^T and the weighted values of every block."""
+    T, macs = cfg.input_size, 0
+    for w in net.trainable_weights:
+        if w.path.endswith("kernel"):
+            macs += int(np.prod(w.shape)) * (1 if w.path.startswith("classifier/") else T)
+    macs += len(model.blocks(net)) * 2 * T * T * cfg.units
     return 3 * 2.0 * macs
+
+
+class _Clock(keras.callbacks.Callback):
+    """(wall, CPU) times at the end of step `warmup` and of the last step, the loss read there."""
+
+    def __init__(self, warmup: int, steps: int):
+        super().__init__()
+        self.ends, self.marks = (warmup, warmup + steps), []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 in self.ends:
+            float(logs["loss"])                      # waits for the device
+            self.marks.append((time.perf_counter(), cpu_seconds()))
+
+
+def time_steps(cfg, batches, stats=None, strategy="one", steps=3, warmup=2) -> dict:
+    """Seconds a training step of `cfg`'s model on `batches` (a `training.BalancedSignBatches`),
+    built and compiled as `training.train` does; the mean of `steps` after `warmup` (>= 1) steps.
+    Returns step_s, step_cpu_s, replicas and the model."""
+    keras.utils.set_random_seed(cfg.seed)
+    if not cfg.jit_compile:
+        tf.config.experimental.enable_op_determinism()
+    distribution = training.get_strategy(strategy)
+    previous = keras.mixed_precision.global_policy()
+    if cfg.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with distribution.scope():
+            net = training.compile_model(model.build_model(cfg, stats), cfg, distribution.num_replicas_in_sync)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    clock = _Clock(max(1, warmup), steps)
+    net.fit(training.batch_dataset(batches), steps_per_epoch=clock.ends[1], epochs=1, callbacks=[clock],
+            shuffle=False, verbose=0)
+    (t0, c0), (t1, c1) = clock.marks
+    return {"step_s": (t1 - t0) / steps, "step_cpu_s": (c1 - c0) / steps,
+            "replicas": distribution.num_replicas_in_sync, "model": net}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="seed", choices=sorted(config.PRESETS))
-    ap.add_argument("--n", type=int, default=1, help="clips of every sign in a batch (seed: 4)")
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--n", type=int, default=None, help="clips of every sign in a batch (default: the preset's)")
+    ap.add_argument("--steps", type=int, default=3, help="steps timed")
+    ap.add_argument("--warmup", type=int, default=2, help="steps not timed (the first traces)")
+    ap.add_argument("--strategy", default="one", choices=training.STRATEGIES)
     ap.add_argument("--mixed-precision", action="store_true")
     ap.add_argument("--jit-compile", action="store_true")
     args = ap.parse_args(argv)
-
-    cfg, _ = training.resolve_settings(args.preset, batch_all_signs_n=args.n)
+    if args.steps < 1 or args.warmup < 1:
+        ap.error("--steps and --warmup must be >= 1")
+    cfg = config.resolve(args.preset, batch_all_signs_n=args.n, mixed_precision=args.mixed_precision,
+                         jit_compile=args.jit_compile)
+    n, C = cfg.batch_all_signs_n, cfg.num_classes
     rng = np.random.default_rng(0)
-    n_clips = 250 * max(2, args.n)
-    X = rng.random((n_clips, 64, 66, 3), dtype=np.float32)
-    idxs = np.tile(np.arange(64, dtype=np.float32), (n_clips, 1))
-    y = np.repeat(np.arange(250, dtype=np.int32), n_clips // 250)
+    X = rng.random((C * n, cfg.input_size, 66, 3), dtype=np.float32)
+    idxs = np.tile(np.arange(cfg.input_size, dtype=np.float32), (C * n, 1))
+    y = np.repeat(np.arange(C), n)
     stats = {"mean": np.full((66, 2), 0.5, np.float32), "std": np.full((66, 2), 0.2, np.float32)}
-    model = training._build(args.preset, stats, {}, cfg, args.mixed_precision, args.jit_compile)
-    sampler = training.BalancedSignBatches(X, idxs, y, n=args.n, seed=0)
-    it = iter(training.batch_dataset(sampler))
-    model.make_train_function()
-    step = model.train_function
-    times = []
-    for _ in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        logs = step(it)
-        float(logs["loss"])
-        times.append(time.perf_counter() - t0)
-    t = float(np.median(times[args.warmup:]))
-    rate = sampler.batch_size / t
-    epoch = REAL_TRAIN_CLIPS / rate
-    flops = train_flops_per_clip(model)
-    out = {"preset": args.preset, "batch": sampler.batch_size, "mixed_precision": args.mixed_precision,
-           "jit_compile": args.jit_compile, "cpu_count": os.cpu_count(),
-           "load_avg": round(os.getloadavg()[0], 2), "seconds_per_step": round(t, 3),
+    batches = training.BalancedSignBatches(X, idxs, y, n, seed=cfg.seed, num_classes=C)
+    r = time_steps(cfg, batches, stats, args.strategy, args.steps, args.warmup)
+    t, B = r["step_s"], batches.batch_size
+    rate, flops = B / t, train_flops_per_clip(r["model"], cfg)
+    steps = REAL_TRAIN_CLIPS // B
+    epoch = steps * t
+    out = {"preset": cfg.preset, "batch": B, "strategy": args.strategy, "replicas": r["replicas"],
+           "mixed_precision": cfg.mixed_precision, "jit_compile": cfg.jit_compile,
+           "gpus": len(tf.config.list_physical_devices("GPU")), "cpu_count": os.cpu_count(),
+           "load_avg": round(os.getloadavg()[0], 2), "steps_timed": args.steps,
+           "seconds_per_step": round(t, 4), "cpu_seconds_per_step": round(r["step_cpu_s"], 3),
            "samples_per_s": round(rate, 1), "epoch_s_real_data": round(epoch, 1),
-           "run_h": round(epoch * cfg["epochs"] / 3600, 2),
-           "train_gflop_per_clip": round(flops / 1e9, 3),
-           "achieved_gflop_per_s": round(flops * rate / 1e9, 1),
-           "train_tflop_per_epoch": round(flops * REAL_TRAIN_CLIPS / 1e12, 1)}
+           "run_h": round(epoch * cfg.epochs / 3600, 2), "train_gflop_per_clip": round(flops / 1e9, 3),
+           "achieved_gflop_per_s": round(flops * rate / 1e9, 1)}
     print(json.dumps(out))
-    for tflops in (4, 8, 16):
-        print(f"a GPU sustaining {tflops} TFLOP/s: about {flops * REAL_TRAIN_CLIPS / (tflops * 1e12):.0f} s "
-              f"an epoch of the real data")
+    print(f"{cfg.preset} preset, batch {B:,} ({n} clip{'s' if n > 1 else ''} of each of {C} signs), "
+          f"strategy {args.strategy} ({r['replicas']} replica{'s' if r['replicas'] > 1 else ''}), "
+          f"{'mixed float16' if cfg.mixed_precision else 'float32'}{', XLA' if cfg.jit_compile else ''}: "
+          f"{t:.3g} s a step (CPU {r['step_cpu_s']:.3g} s), {rate:,.1f} samples/s")
+    print(f"real data ({REAL_TRAIN_CLIPS:,} training clips): an epoch of {steps} steps "
+          f"{training.format_duration(epoch)}, {cfg.epochs} epochs {training.format_duration(epoch * cfg.epochs)}")
+    sustained = (10, 50, 200)
+    print(f"training FLOPs: {flops / 1e9:.3f} GFLOP a clip, {flops * REAL_TRAIN_CLIPS / 1e12:.1f} TFLOP an epoch; "
+          f"achieved {flops * rate / 1e12:.3g} TFLOP/s; a device sustaining {' / '.join(map(str, sustained))} "
+          f"TFLOP/s: {' / '.join(f'{flops * REAL_TRAIN_CLIPS / (s * 1e12):.2g}' for s in sustained)} s an epoch")
     return out
 
 
