@@ -400,3 +400,27 @@ def test_xla_trains_a_few_steps(tmp_path):
     assert "doesn't support `jit_compile=True`" not in out.stderr
     with pytest.raises(config.ParameterError, match="jit_compile='yes' must be True or False"):
         _cfg(jit_compile="yes")
+
+
+def test_the_tflite_file_is_exported_again_when_the_preprocessing_changes(tmp_path, monkeypatch):
+    """Issue 19: model.tflite outlived a preprocessing change (its manifest named only the run)."""
+    from gislr_utils import preprocessing
+    data = _copy_sample(tmp_path / "data", participants=3)
+    ctx = book.setup(data, tmp_path / "art", epochs=1, units=16, embedding_units=8, num_heads=2)
+    book.train(ctx, verbose=0)
+    path = book.export_tflite(ctx)
+    first = path.stat().st_mtime_ns
+    assert book.export_tflite(ctx).stat().st_mtime_ns == first                 # cached: same inputs
+    manifest = json.loads(runs.manifest_path(path).read_text())
+    assert manifest["spec"]["preprocessing"] == preprocessing.PREPROCESSING_VERSION
+    monkeypatch.setattr(preprocessing, "PREPROCESSING_VERSION", preprocessing.PREPROCESSING_VERSION + 1)
+    time.sleep(0.01)
+    assert book.export_tflite(ctx).stat().st_mtime_ns != first                  # exported again
+
+
+def test_side_runs_live_in_their_runs_folder(tmp_path):
+    """Issue 19: chapter 4's exercise wrote every run's side run into one shared random_split/."""
+    a = book.setup(None, tmp_path, seed=0)
+    b = book.setup(None, tmp_path, seed=1)
+    assert book.side_run_dir(a, "random_split") != book.side_run_dir(b, "random_split")
+    assert book.side_run_dir(a, "random_split").parent.parent == a.run_dir

@@ -337,3 +337,33 @@ def test_unavailable_strategy_is_a_clear_error():
     with pytest.raises(RuntimeError, match="no TPU"):
         tr.get_strategy("tpu")
     assert tr.get_strategy("one").num_replicas_in_sync == 1
+
+
+def test_real_clips_other_held_out_files_same_weights(tmp_path):
+    """Issue 16, on genuine clips: two data folders that differ only in the held-out participants'
+    files (one of their clips replaced by another of theirs, one line dropped) train to identical
+    weights; the held-out participants choose nothing."""
+    import shutil
+
+    import pandas as pd
+
+    from gislr_utils.preprocessing import prepare_dataset
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(config.real_sample_dir(), a_dir)
+    shutil.copytree(config.real_sample_dir(), b_dir)
+    cfg = _cfg(epochs=2, validation_split=0.0)
+    a = prepare_dataset(a_dir, tmp_path / "art")
+    test = tr.split_rows(a, cfg)["test"]
+    held = sorted(set(np.asarray(a.participant_id)[test]))
+    table = pd.read_csv(b_dir / "train.csv")
+    rows = table.index[table.participant_id.isin(held)]
+    shutil.copy(b_dir / table.path[rows[0]], b_dir / table.path[rows[-1]])     # another clip's frames
+    if len(rows) > 2:
+        table = table.drop(index=rows[1])                                      # and one clip fewer
+    table.to_csv(b_dir / "train.csv", index=False)
+    b = prepare_dataset(b_dir, tmp_path / "art")
+    assert a.key != b.key and sorted(set(np.asarray(b.participant_id)[tr.split_rows(b, cfg)["test"]])) == held
+    ra = tr.train(a, cfg, tmp_path / "run_a", verbose=0)
+    rb = tr.train(b, cfg, tmp_path / "run_b", verbose=0)
+    for u, v in zip(ra.model.get_weights(), rb.model.get_weights()):
+        np.testing.assert_array_equal(u, v)
