@@ -314,7 +314,7 @@ def get_trained(ctx: Context, verbose: int = 1):
         else:
             if verbose:
                 print(f"loaded the run trained in chapter 4 ({len(result.history)} epochs, kept epoch "
-                      f"{result.kept_epoch}) from {show_path(ctx.run_dir)}")
+                      f"{result.kept_epoch}):\n  {show_path(ctx.run_dir)}")
             ctx._cache["trained"] = result
             return result
     if verbose:
@@ -420,7 +420,7 @@ def masking_comparison(ctx: Context, seeds=(0,), epochs: int | None = None, verb
                 rows.append({"seed": seed, "attention_mask": mode, "frame_drop_at_inference": drop,
                              **{k: m[k] for k in ("accuracy", "top5", "macro_f1")}, "n_test": m["n_val"]})
             if verbose:
-                print(f"seed {seed}, mask {mode!r}: {show_path(run_dir)}")
+                print(f"seed {seed}, mask {mode!r}: {'reused' if res.reused else 'trained'}")
     return pd.DataFrame(rows)
 
 

@@ -279,13 +279,12 @@ def format_duration(seconds: float) -> str:
 
 
 def format_epoch_line(row: dict, epochs: int) -> str:
-    """``epoch  3/20  loss 3.123 acc 0.512 top5 0.80 | val loss 3.201 acc 0.480 top5 0.77 | lr 9.8e-04 4.1s``
-    (top-10 accuracy is in the history, not in the line, which fits a page)."""
+    """``epoch  3/20  loss 3.123 acc 0.512 | val loss 3.201 acc 0.480 | lr 9.8e-04 4.1s`` (top-5 and
+    top-10 accuracy are in the history and its figure: the line fits a page)."""
     parts = [f"epoch {int(row['epoch']):>{len(str(epochs))}}/{epochs} "]
     for prefix, label in (("", ""), ("val_", "| val ")):
         if f"{prefix}loss" in row and row[f"{prefix}loss"] == row[f"{prefix}loss"]:
-            parts.append(f"{label}loss {row[prefix + 'loss']:.3f} acc {row[prefix + 'acc']:.3f} "
-                         f"top5 {row[prefix + 'top_5_acc']:.2f}")
+            parts.append(f"{label}loss {row[prefix + 'loss']:.3f} acc {row[prefix + 'acc']:.3f}")
     parts.append(f"| lr {row['learning_rate']:.1e} {row['seconds']:.1f}s")
     return " ".join(parts)
 
@@ -347,10 +346,10 @@ class Progress(keras.callbacks.Callback):
         """One line: measured time per step, projected time per epoch and for the run."""
         t, left = self.seconds_per_step, self.left
         return (f"measured {t:.3g} s a step ({self.batch_size / t:,.0f} samples/s) after "
-                f"{self.warmup} warm-up steps: about {format_duration(t * self.steps)} an epoch "
+                f"{self.warmup} warm-up steps:\n  about {format_duration(t * self.steps)} an epoch "
                 f"of {self.steps} steps, {format_duration(t * self.steps * left)} for "
                 f"{'the' if self.all_epochs else 'the remaining'} {left} "
-                f"epoch{'s' if left != 1 else ''} (validation not included)")
+                f"epoch{'s' if left != 1 else ''} (without validation)")
 
 
 class Checkpoint(keras.callbacks.Callback):
@@ -485,7 +484,7 @@ def train(prepared, cfg: RunConfig, run_dir, stats=None, restart=False, strategy
             if why is None:
                 result = load_trained(run_dir)
                 if verbose:
-                    print(f"reusing the finished run in {show_path(run_dir)} (same settings, data and "
+                    print(f"reusing the finished run in {show_path(run_dir)}\n(same settings, data and "
                           f"statistics); its {len(result.history)} epochs:")
                     for row in result.history.to_dict("records"):
                         print(format_epoch_line(row, cfg.epochs))
@@ -552,7 +551,7 @@ def _train(prepared, cfg, run_dir, stats, rows, spec, strategy, verbose, progres
                       np.eye(cfg.num_classes, dtype=np.float32)[y[val]])
     if verbose:
         print(f"{len(rows['train'])} training clips, {len(val)} validation clips, {len(rows['test'])} "
-              f"held-out test clips; {cfg.epochs} epochs x {batches.steps_per_epoch} steps of "
+              f"held-out test clips;\n{cfg.epochs} epochs x {batches.steps_per_epoch} steps of "
               f"{batches.batch_size} clips ({batches.n} of each of {len(batches.signs)} signs)"
               + (f"; {replicas} replicas" if replicas > 1 else ""))
     if initial < cfg.epochs:
@@ -569,7 +568,7 @@ def _train(prepared, cfg, run_dir, stats, rows, spec, strategy, verbose, progres
     history = pd.DataFrame(log.rows)
     seconds = float(history["seconds"].sum())
     if verbose:
-        print(f"trained in {format_duration(seconds)}; kept epoch {kept} ({cfg.epoch_selection}); "
+        print(f"trained in {format_duration(seconds)}; kept epoch {kept} ({cfg.epoch_selection})\n"
               f"saved {show_path(run_dir / 'model.keras')}")
     with runs.atomic_path(run_dir / "model.keras") as tmp:
         model.save(tmp)
