@@ -327,6 +327,8 @@ class Progress(keras.callbacks.Callback):
         self._last = self._start
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.seconds_per_step is None and len(self._ends) + 1 in (self.warmup, self.warmup + self.measure):
+            float((logs or {}).get("loss", 0.0))       # wait for the device to finish the step
         now = time.perf_counter()
         if self.seconds_per_step is None:
             self._ends.append(now)
