@@ -12,7 +12,6 @@ are unchanged.
 from __future__ import annotations
 
 import argparse
-import ast
 import time
 from pathlib import Path
 
@@ -20,17 +19,7 @@ import pandas as pd
 
 import gislr_utils  # noqa: F401  (silences TensorFlow first)
 from gislr_utils import book
-
-
-def _parse_set(items):
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+from train_classroom import _parse_set  # the same --set KEY=VALUE parser
 
 
 def main(argv=None):
