@@ -322,10 +322,10 @@ def test_chapter_5_alone_trains_then_writes_metrics(real_dir):
     # which participants, once, the final model; the signs named come from the output
     ids = ", ".join(map(str, metrics["participants"]))
     assert f"signs by the 2 held-out participant(s) {ids}" in text and "epoch 1 of 1 (the final epoch)" in text
-    assert ("hardest of this run: " in text and "easiest of this run: " in text) or \
+    assert ("hardest of this run:\n  " in text and "easiest of this run: " in text) or \
         "every sign of this run has F1" in text
-    assert "seed's hardest: goose (0.09), nap (0.24)" in text and "seed's easiest: airplane (0.99)" in text
-    assert "top-k accuracy on 2 signs: top-1 " in text and "top-2" not in text and "(no curve" in text
+    assert "seed's hardest:\n  goose (0.09), nap (0.24)" in text and "seed's easiest:\n  airplane (0.99)" in text
+    assert "top-k accuracy on 2 signs:\n  top-1 " in text and "top-2" not in text and "(no curve" in text
     assert "signs in both" in text and "legible     233" in text    # seed reference
     assert "2 participant(s): 90% of the resampled accuracies lie in" in text   # exercise 5.2, computed
 
@@ -413,7 +413,9 @@ def test_chapter_6_export_and_masking_on_the_real_sample(real_dir):
                 f"_epochs1" / "train_config.json").exists()
     for name in ("drop off - drop on (seed mask): mean", "key mask - seed mask (drop off): mean"):
         assert name in text
-    verdicts = [line for line in text.splitlines()
+    lines = text.splitlines()
+    verdicts = [line + (" " + lines[i + 1].strip() if line.startswith("  paired t-test p = ") else "")
+                for i, line in enumerate(lines)
                 if line.startswith(("  paired t-test p = ", "  the same difference, ", "  one seed: "))]
     assert len(verdicts) == 2, verdicts
     for v in verdicts:      # a p-value says only what the spread supports
