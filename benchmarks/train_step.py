@@ -79,18 +79,7 @@ def time_steps(cfg, batches, stats=None, strategy="one", steps=3, warmup=2) -> d
     """Seconds a training step of `cfg`'s model on `batches` (a `training.BalancedSignBatches`),
     built and compiled as `training.train` does; the mean of `steps` after `warmup` (>= 1) steps.
     Returns step_s, step_cpu_s, replicas and the model."""
-    keras.utils.set_random_seed(cfg.seed)
-    if not cfg.jit_compile:
-        tf.config.experimental.enable_op_determinism()
-    distribution = training.get_strategy(strategy)
-    previous = keras.mixed_precision.global_policy()
-    if cfg.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        with distribution.scope():
-            net = training.compile_model(model.build_model(cfg, stats), cfg, distribution.num_replicas_in_sync)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    net, distribution = training.build_compiled(cfg, stats, strategy)
     clock = _Clock(max(1, warmup), steps)
     net.fit(training.batch_dataset(batches), steps_per_epoch=clock.ends[1], epochs=1, callbacks=[clock],
             shuffle=False, verbose=0)

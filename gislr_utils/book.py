@@ -266,14 +266,14 @@ def get_stats(ctx: Context, verbose: int = 1) -> dict:
     path = ctx.run_dir / "stats.npz"
     spec = {"artefact": "statistics", "data": get_prepared(ctx).key,
             "train_rows": runs.hash_arrays(np.asarray(get_split(ctx)["train"], np.int64)), "version": 2}
-    why = runs.check_manifest(runs.manifest_path(path), spec) if path.exists() else None
-    if path.exists() and why is None:
+    why = runs.check_manifest(runs.manifest_path(path), spec) if path.exists() else "missing"
+    if why is None:
         try:
             stats = statistics.load_stats(path)
         except (OSError, ValueError) as err:
             why = f"unreadable ({err})"
-    if not path.exists() or why is not None:
-        if why is not None and verbose:
+    if why is not None:
+        if why != "missing" and verbose:
             print(f"the statistics in {show_path(path)} are {why}: computing them anew")
         stats = statistics.compute_stats(get_prepared(ctx).X, rows=get_split(ctx)["train"])
         with contextlib.suppress(OSError):          # a read-only folder: keep them in memory

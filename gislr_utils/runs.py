@@ -40,7 +40,8 @@ MANIFEST_SUFFIX = ".manifest.json"
 STALE_AFTER_S = 6 * 3600
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
 _TMP_RE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp")
-_LEGACY_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")       # prepare_dataset before this module
+# names of earlier versions: prepare_dataset's ".<key>.<uuid>.tmp", the synthetic set's ".<name>.tmp<pid>"
+_LEGACY_TMP_RE = re.compile(r"^\..+\.(?:[0-9a-f]{32}\.tmp|tmp(?P<pid>\d+))$")
 
 
 class FolderInUseError(RuntimeError):
@@ -219,8 +220,9 @@ def clean_stale_temporaries(folder, stale_after_s: float = STALE_AFTER_S) -> lis
     """Remove temporaries in `folder` left by writers that were killed; returns what was removed.
 
     A temporary (`temp_path` name) is stale when its writer ran on this host and its process is
-    gone, or when nobody touched it for `stale_after_s` seconds (a writer on another host, or a
-    name of the older form ``.<key>.<uuid>.tmp``). Temporaries of running writers are kept.
+    gone (also the older synthetic-set form ``.<name>.tmp<pid>``), or when nobody touched it for
+    `stale_after_s` seconds (a writer on another host, or the older form ``.<key>.<uuid>.tmp``).
+    Temporaries of running writers are kept.
     """
     folder = Path(folder)
     removed = []
@@ -228,11 +230,12 @@ def clean_stale_temporaries(folder, stale_after_s: float = STALE_AFTER_S) -> lis
         return removed
     now = time.time()
     for p in folder.iterdir():
-        m = _TMP_RE.match(p.name)
-        if m is None and not _LEGACY_TMP_RE.match(p.name):
+        m = _TMP_RE.match(p.name) or _LEGACY_TMP_RE.match(p.name)
+        if m is None:
             continue
-        if m is not None and m["host"] == _HOST:
-            stale = int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+        pid = m.groupdict().get("pid")
+        if pid is not None and m.groupdict().get("host", _HOST) == _HOST:
+            stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
         else:
             stale = now - _last_touched(p) > stale_after_s
         if stale:

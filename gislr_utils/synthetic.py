@@ -29,7 +29,6 @@ import errno
 import json
 import math
 import os
-import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -599,8 +598,8 @@ def ensure_data_dir(data_dir=None, artifacts_dir=None, seed: int = 0) -> Path:
     if no complete copy is there: a complete copy is never deleted or replaced, so when two
     processes generate it at once, the one that finishes second discards its own copy and uses
     the first's, which may be in use; an outdated or incomplete copy is replaced. What killed
-    generations left is removed first (`runs.clean_stale_temporaries`, and the
-    ``.synthetic_seed<seed>.tmp<pid>`` folders of earlier versions whose process is gone).
+    generations left is removed first (`runs.clean_stale_temporaries`, which also knows the
+    ``.synthetic_seed<seed>.tmp<pid>`` names of earlier versions).
     """
     if data_dir is not None:
         data_dir = Path(data_dir)
@@ -611,10 +610,6 @@ def ensure_data_dir(data_dir=None, artifacts_dir=None, seed: int = 0) -> Path:
     target = root / f"synthetic_seed{seed}"
     settings = {"generator_version": GENERATOR_VERSION, "seed": int(seed), **DEFAULT_SIZE}
     runs.clean_stale_temporaries(root)                    # what killed generations left
-    for old in root.glob(".synthetic_seed*.tmp*"):        # ... and those of earlier versions
-        m = re.fullmatch(r"\.synthetic_seed\d+\.tmp(\d+)", old.name)
-        if m and not _process_alive(int(m[1])):
-            shutil.rmtree(old, ignore_errors=True)
     if not _is_complete(target, settings):
         tmp = runs.temp_path(target)
         try:
@@ -652,14 +647,3 @@ def _install(tmp: Path, target: Path, settings: dict) -> None:
             with contextlib.suppress(OSError):
                 os.rename(aside, target)
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process `pid` of this machine runs (for temporaries named by an earlier version)."""
-    try:
-        os.kill(pid, 0)                          # signal 0: only checks that the process exists
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True                              # another user's process, or cannot tell
-    return True

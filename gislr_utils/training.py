@@ -24,7 +24,6 @@ the per-step decay is exactly the seed's.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -500,18 +499,11 @@ def train(prepared, cfg: RunConfig, run_dir, stats=None, restart=False, strategy
                       list(callbacks))
 
 
-@contextlib.contextmanager
-def _policy(mixed_precision: bool):
-    previous = keras.mixed_precision.global_policy()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def _train(prepared, cfg, run_dir, stats, rows, spec, strategy, verbose, progress_every, extra):
+def build_compiled(cfg: RunConfig, stats=None, strategy="one"):
+    """The run's model, built and compiled as `train` does: seeded (``cfg.seed``), TensorFlow op
+    determinism on (not with XLA), in the `get_strategy` scope and, with ``cfg.mixed_precision``,
+    under Keras' ``mixed_float16`` policy (restored afterwards). Returns ``(model, strategy)``;
+    `train` and ``benchmarks/train_step.py`` use it."""
     keras.utils.set_random_seed(cfg.seed)
     if cfg.jit_compile:
         from tensorflow.python.framework.config import is_op_determinism_enabled
@@ -521,12 +513,23 @@ def _train(prepared, cfg, run_dir, stats, rows, spec, strategy, verbose, progres
                                "with it: train in a fresh process")
     else:
         tf.config.experimental.enable_op_determinism()
+    distribution = get_strategy(strategy)
+    previous = keras.mixed_precision.global_policy()
+    if cfg.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        with distribution.scope():
+            model = compile_model(build_model(cfg, stats), cfg, distribution.num_replicas_in_sync)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return model, distribution
+
+
+def _train(prepared, cfg, run_dir, stats, rows, spec, strategy, verbose, progress_every, extra):
+    model, distribution = build_compiled(cfg, stats, strategy)
+    replicas = distribution.num_replicas_in_sync
     X, idxs, y = prepared.X, prepared.idxs, np.asarray(prepared.y)
     batches = BalancedSignBatches(X, idxs, y, cfg.batch_all_signs_n, rows["train"], cfg.seed, cfg.num_classes)
-    distribution = get_strategy(strategy)
-    replicas = distribution.num_replicas_in_sync
-    with distribution.scope(), _policy(cfg.mixed_precision):
-        model = compile_model(build_model(cfg, stats), cfg, replicas)
     ckpt = run_dir / "checkpoint"
     key = runs.key_of(spec)
     state = runs.read_manifest(ckpt / "state.json")
