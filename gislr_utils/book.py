@@ -411,7 +411,7 @@ def masking_comparison(ctx: Context, seeds=(0,), epochs: int | None = None, verb
             cfg = config.resolve(ctx.preset, seed, **{**base, "attention_mask": mode,
                                                        "frame_drop_at_inference": mode == "seed"})
             run_dir = ctx.artifacts_dir / "runs" / run_folder_name(_data_tag(ctx.data_dir, ctx.synthetic), cfg)
-            res = training.train(prepared, cfg, run_dir, verbose=0)
+            res = training.train(prepared, cfg, run_dir, stats=get_stats(ctx, verbose=0), verbose=0)
             test = res.rows["test"]
             X, idxs, y = prepared.X[test], prepared.idxs[test], np.asarray(prepared.y)[test]
             for drop in ([True, False] if mode == "seed" else [False]):
@@ -468,6 +468,14 @@ def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: s
     target = float(summary["n_frames"].median())
     order = candidates.assign(_d=(candidates["n_frames"] - target).abs()).sort_values(["_d", "sequence_id"])
     return order.drop(columns="_d").iloc[0]
+
+
+def real_clip():
+    """A typical one of the 16 genuine clips shipped with the package (`pick_example`), preprocessed
+    (chapters 3 and 4): ``(its clip_summary row, x [64, 66, 3], non_empty_frame_idxs [64])``."""
+    from . import dataset, preprocessing
+    clip = pick_example(dataset.clip_summary(dataset.read_clips(config.real_sample_dir())))
+    return (clip, *preprocessing.preprocess(dataset.load_frames(clip.path)))
 
 
 def middle_hand_frame(frames) -> int:
