@@ -483,7 +483,11 @@ def train(prepared, cfg: RunConfig, run_dir, stats=None, restart=False, strategy
         if not restart:
             why = why_not_reusable(run_dir, spec)
             if why is None:
-                result = load_trained(run_dir)
+                try:
+                    result = load_trained(run_dir)
+                except runs.ArtefactError as err:       # a damaged file: train the run again
+                    why = f"damaged: {err}"
+            if why is None:
                 if verbose:
                     print(f"reusing the finished run in {show_path(run_dir)}\n(same settings, data and "
                           f"statistics); its {len(result.history)} epochs:")

@@ -324,7 +324,7 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, capsys):
     assert r.resumed_from == 0 and "belongs to other settings: starting over" in capsys.readouterr().out
 
 
-def test_damaged_run_files_are_named(tmp_path):
+def test_damaged_run_files_are_named_and_rebuilt(tmp_path, capsys):
     """Issue 19: an empty train_config.json was "a run of an older version"; a truncated
     model.keras gave Keras' "File not found" for a file that exists."""
     prep = _fake_prepared(participants=5)
@@ -337,6 +337,9 @@ def test_damaged_run_files_are_named(tmp_path):
     (tmp_path / "model.keras").write_bytes(data[: len(data) // 2])
     with pytest.raises(runs.ArtefactError, match=r"model.keras: damaged or unreadable"):
         tr.load_trained(tmp_path)
+    again = tr.train(prep, _cfg(epochs=1), tmp_path, verbose=1)                # named, then rebuilt
+    assert not again.reused and "model.keras: damaged or unreadable" in capsys.readouterr().out
+    assert tr.load_trained(tmp_path).reused
 
 
 # -------------------------------------------------------------------------------------- progress
