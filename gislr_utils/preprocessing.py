@@ -561,8 +561,9 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
     try:
         key = _write_arrays(tmp, clips, size, workers, progress)
         cache_dir = root / key
-        shutil.rmtree(cache_dir, ignore_errors=True)      # a damaged (or identical) older copy
-        os.replace(tmp, cache_dir)
+        if not isinstance(_load_cache(cache_dir, True, clips), PreparedData):
+            shutil.rmtree(cache_dir, ignore_errors=True)  # a damaged older copy; an intact one
+            os.replace(tmp, cache_dir)                    # (the same arrays) is kept for its readers
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     runs.write_text(lookup, json.dumps({"key": key}))

@@ -672,9 +672,13 @@ def test_a_moved_or_remounted_data_set_gets_the_same_key(tmp_path):
     data_dir = _copy_data_dir(tmp_path / "data", n=4)
     art = tmp_path / "art"
     a = P.prepare_dataset(data_dir, art, progress=False)
+    inode = (a.cache_dir / "X.npy").stat().st_ino
     shutil.copytree(data_dir, tmp_path / "mounted")
     b = P.prepare_dataset(tmp_path / "mounted", art, progress=False)
     assert b.key == a.key and b.cache_dir == a.cache_dir
+    # the intact copy is kept (a chapter may be reading it), not replaced by the identical new one
+    assert (b.cache_dir / "X.npy").stat().st_ino == inode
+    assert sorted(p.name for p in (art / "prepared").iterdir()) == sorted([a.key, "inputs"])   # no temporary
     assert b.clips["path"].iloc[0].startswith(str(tmp_path / "mounted"))    # the clips of this mount
 
 
