@@ -87,8 +87,8 @@ class RunConfig:
     "cosine": the Kaggle notebook's), ``weight_decay`` (per step, the seed's tensorflow-addons
     meaning; "cosine" uses ``wd_ratio * lr``), ``clipnorm``, ``label_smoothing``;
     ``validation_split``, the share of the *training* participants held out to validate after
-    every epoch (0: none, as the seed); ``epoch_selection`` "final" (the seed) or "best" (the
-    epoch with the best accuracy on that validation split); ``handless_clips`` "keep" (clips
+    every epoch (0: none, as the seed; learning curves only: every run keeps its final epoch,
+    as the seed did); ``handless_clips`` "keep" (clips
     with no hand in any frame train as all-padding inputs, as the original) or "drop" (left out,
     and counted); ``mixed_precision`` and ``jit_compile`` (GPU options). ``preset`` and
     ``seed`` complete the run's identity.
@@ -117,7 +117,6 @@ class RunConfig:
     clipnorm: float = 1.0
     label_smoothing: float = 0.25
     validation_split: float = 0.10
-    epoch_selection: str = "final"
     handless_clips: str = "keep"
     mixed_precision: bool = False
     jit_compile: bool = False
@@ -138,7 +137,7 @@ SEED = dict(
     mlp_dropout=0.30, classifier_dropout=0.10, num_classes=250, attention_mask="seed",
     frame_drop=0.25, frame_drop_at_inference=True, epochs=100, batch_all_signs_n=4,
     learning_rate=1e-3, schedule="constant", weight_decay=1e-5, wd_ratio=0.05, clipnorm=1.0,
-    label_smoothing=0.25, validation_split=0.0, epoch_selection="final", handless_clips="keep",
+    label_smoothing=0.25, validation_split=0.0, handless_clips="keep",
     mixed_precision=False, jit_compile=False)
 # The small default that trains on the synthetic set on a 2-core CPU in minutes.
 CLASSROOM = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name not in ("preset", "seed")}
@@ -158,13 +157,14 @@ CLASSROOM_REASONS = {
 }
 
 _CHOICES = {"attention_mask": ("seed", "keys"), "schedule": ("constant", "cosine"),
-            "epoch_selection": ("final", "best"), "handless_clips": ("keep", "drop")}
-# integer settings: (smallest, largest); float settings: (lowest, highest, highest included)
+            "handless_clips": ("keep", "drop")}
+# integer settings: (smallest, largest); float settings: (lowest, highest, highest included,
+# lowest included)
 INT_RANGES = {"seed": (0, 2**32 - 1), "input_size": (1, 4096), "embedding_units": (1, 8192),
               "units": (1, 8192), "num_blocks": (1, 64), "num_heads": (1, 256), "mlp_ratio": (1, 64),
               "num_classes": (2, 100_000), "epochs": (1, 10_000), "batch_all_signs_n": (1, 10_000)}
 FLOAT_RANGES = {"mlp_dropout": (0.0, 1.0, False), "classifier_dropout": (0.0, 1.0, False),
-                "frame_drop": (0.0, 1.0, False), "learning_rate": (0.0, 10.0, True),
+                "frame_drop": (0.0, 1.0, False), "learning_rate": (0.0, 10.0, True, False),
                 "weight_decay": (0.0, 1.0, True), "wd_ratio": (0.0, 1.0, True),
                 "clipnorm": (0.0, 1e6, True), "label_smoothing": (0.0, 1.0, False),
                 "validation_split": (0.0, 0.9, True)}
@@ -189,12 +189,14 @@ def check_int(name: str, value, minimum=None, maximum=None, allow_none: bool = F
     return value
 
 
-def check_float(name: str, value, low: float, high: float, high_included: bool = True) -> float:
-    """`value` as a float with ``low <= value <= high`` (``< high`` when not `high_included`)."""
+def check_float(name: str, value, low: float, high: float, high_included: bool = True,
+                low_included: bool = True) -> float:
+    """`value` as a float with ``low <= value <= high`` (``<`` where a bound is not included)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) or value != value:
         raise ParameterError(f"{name}={value!r} must be a number")
-    if value < low or value > high or (value == high and not high_included):
-        raise ParameterError(f"{name}={value!r} must be in [{low}, {high}{']' if high_included else ')'}")
+    if not (low <= value <= high) or (value == high and not high_included) or (value == low and not low_included):
+        raise ParameterError(f"{name}={value!r} must be in {'[' if low_included else '('}{low}, "
+                             f"{high}{']' if high_included else ')'}")
     return float(value)
 
 
@@ -217,8 +219,8 @@ def resolve(preset: str = "classroom", seed: int = 0, **overrides) -> RunConfig:
 
     Every value is checked and a bad one raises :class:`ParameterError` naming it: an unknown
     setting, a wrong type, a value out of its range, ``units`` not divisible by ``num_heads``,
-    the inference-time frame drop without the seed's mask, ``epoch_selection="best"`` without
-    a validation split. Chapter 4 takes every setting as a papermill parameter and calls this.
+    the inference-time frame drop without the seed's mask. Chapter 4 takes every setting as a
+    papermill parameter and calls this.
     """
     check_choice("preset", preset, PRESETS)
     unknown = sorted(set(overrides) - set(PRESETS[preset]))
@@ -240,7 +242,4 @@ def resolve(preset: str = "classroom", seed: int = 0, **overrides) -> RunConfig:
     if values["frame_drop_at_inference"] and values["attention_mask"] != "seed":
         raise ParameterError("frame_drop_at_inference=True needs attention_mask='seed' "
                              "('keys' drops frames only in training)")
-    if values["epoch_selection"] == "best" and values["validation_split"] == 0:
-        raise ParameterError("epoch_selection='best' needs validation_split > 0 (a validation split of "
-                             "the training participants to choose the epoch on)")
     return RunConfig(preset=preset, **values)

@@ -470,3 +470,24 @@ def compare_summaries(summaries: dict) -> pd.DataFrame:
                        "frames without dominant hand": dominant.mean(), "frames without other hand": other.mean(),
                        "left-dominant clips": left.mean()}
     return pd.DataFrame(table)
+
+
+def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: str | None = None):
+    """A typical clip to draw (chapters 1 and 2): its dominant hand visible in at least
+    `min_hand_share` of its frames, its length closest to the median; ties by sequence_id.
+
+    `summary` is :func:`clip_summary`'s table; `dominant` ("left"/"right") restricts the choice
+    to clips of that dominant hand when there are any. Returns the summary row (a Series).
+    """
+    if len(summary) == 0:
+        raise ValueError("summary is empty: no clip to pick")
+    if dominant not in (None, "left", "right"):
+        raise ValueError(f"dominant={dominant!r} must be 'left', 'right' or None")
+    candidates = summary[~summary["no_hand"]] if "no_hand" in summary else summary
+    same = candidates[candidates["dominant"] == dominant]
+    candidates = same if len(same) else candidates
+    good = candidates[candidates["n_hand_frames"] >= min_hand_share * candidates["n_frames"]]
+    candidates = good if len(good) else (candidates if len(candidates) else summary)
+    target = float(summary["n_frames"].median())
+    order = candidates.assign(_d=(candidates["n_frames"] - target).abs()).sort_values(["_d", "sequence_id"])
+    return order.drop(columns="_d").iloc[0]

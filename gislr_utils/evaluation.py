@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix, f1_score, top_k_accuracy_score
 
 from . import config as _config
+from .model import reseed_random_layers
 
 REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_val", "n_classes_present")
 
@@ -38,23 +39,6 @@ def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> n
         reseed_random_layers(model, seed)
     probs = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, batch_size=batch_size, verbose=0)
     return np.asarray(probs, dtype=np.float32)
-
-
-def reseed_random_layers(model, seed: int) -> int:
-    """Restart the random stream of every layer of `model` that has a ``seed_generator``; returns their number.
-
-    Keras layers that draw random numbers (Dropout, the model's FrameMask) keep a
-    ``keras.random.SeedGenerator`` whose state is not saved with the model: a loaded model starts
-    from an arbitrary state. Layer ``i`` is set to state ``[seed + i, 0]``.
-    """
-    from ._tf import keras
-    n = 0
-    for i, layer in enumerate(model._flatten_layers()):
-        gen = getattr(layer, "seed_generator", None)
-        if isinstance(gen, keras.random.SeedGenerator):
-            gen.state.assign(np.array([int(seed) + i, 0], dtype=gen.state.dtype))
-            n += 1
-    return n
 
 
 def _check(y_true, **arrays):

@@ -28,7 +28,6 @@ comparison) to float rounding; the latency now grows with the clip's length.
 """
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,13 +36,13 @@ import numpy as np
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
 from .config import check_choice
-from .model import attention_mask_mode, blocks, embed, frame_drop_at_inference
+from .model import attention_mask_mode, blocks, embed
 from .preprocessing import PreprocessLayer, check_clip
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "outputs"
-EXPORT_VERSION = 2      # bump when a change of this module changes the exported bytes
+INPUT_SPEC = tf.TensorSpec([None, N_ROWS, N_DIMS], tf.float32, name=INPUT_NAME)   # one raw clip
 
 
 def compact_layout(non_empty_frame_idxs, mask_mode="seed", input_size=None):
@@ -121,36 +120,6 @@ class ServingModel(keras.layers.Layer):
         else:
             probs = self.model([frames[None], idxs[None]], training=False)
         return probs[0]
-
-
-def export_tflite(model: keras.Model, path, fp16: bool = False, compact: bool = True) -> Path:
-    """Convert `model` (+ preprocessing) to a competition TFLite file at `path` (Chapter 6).
-
-    Signature ``serving_default``: input ``inputs`` float32 ``[None, 543, 3]``, output
-    ``outputs`` ``[num_classes]``. Builtin ops only. ``fp16=True`` stores the weights as
-    float16 (``Optimize.DEFAULT`` + ``supported_types=[float16]``): about half the size, the
-    computation still in float32. The seed's inference-time frame drop is off in the file.
-    ``compact=True`` (default) computes only the clip's frames (module docstring);
-    ``compact=False`` writes the former graph that always computes 64 rows (same
-    probabilities, slower; kept for comparison). Returns the path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    serving = ServingModel(model, compact=compact)
-    with frame_drop_at_inference(model, False), tempfile.TemporaryDirectory() as tmp:
-        archive = keras.export.ExportArchive()
-        archive.track(serving)
-        spec = tf.TensorSpec([None, N_ROWS, N_DIMS], tf.float32, name=INPUT_NAME)
-        archive.add_endpoint(SIGNATURE, lambda inputs: {OUTPUT_NAME: serving(inputs)}, input_signature=[spec])
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[SIGNATURE])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if fp16:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        flatbuffer = converter.convert()
-    path.write_bytes(flatbuffer)
-    return path
 
 
 def load_interpreter(path, num_threads: int | None = None):

@@ -87,3 +87,9 @@ def dominant_hand(frames) -> DominantHand:
     is_left = left.sum(axis=-1) >= right.sum(axis=-1)
     visible = np.where(is_left[..., None], left, right) > 0
     return DominantHand(is_left, visible, left, right)
+
+
+def middle_hand_frame(frames) -> int:
+    """Index of the middle frame among those showing the clip's dominant hand (chapters 1, 2)."""
+    visible = np.flatnonzero(dominant_hand(np.asarray(frames)).visible)
+    return int(visible[len(visible) // 2]) if visible.size else len(frames) // 2

@@ -34,6 +34,7 @@ behind the subtraction, swaps its operands and puts +1e9 on padded keys (tests/t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import numpy as np
 
@@ -373,7 +374,15 @@ def build_model(cfg: RunConfig, stats: dict | None = None) -> keras.Model:
     parameters); `stats` ``{"mean": [66, 2], "std": [66, 2]}`` from `statistics.compute_stats`
     (None: mean 0, std 1). Inputs ``frames`` [None, T, 66, 3] and ``non_empty_frame_idxs``
     [None, T] (a list in that order, or a dict by name); output softmax [None, num_classes].
+    ``cfg.mixed_precision``: built under Keras' ``mixed_float16`` policy.
     """
+    if cfg.mixed_precision:     # float16 compute, float32 weights (attention and output float32)
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("mixed_float16")
+        try:
+            return build_model(dataclasses.replace(cfg, mixed_precision=False), stats)
+        finally:
+            keras.config.set_dtype_policy(previous)
     stats = stats or {}
     if stats and not {"mean", "std"} <= set(stats):
         raise ValueError("stats must be a dict with 'mean' and 'std'; "
@@ -494,6 +503,14 @@ def parameter_counts(model: keras.Model) -> dict[str, int]:
     return counts
 
 
-def load_model(path) -> keras.Model:
-    """Load a ``.keras`` file saved by `training.train` (compiled, ready to predict or train on)."""
-    return keras.saving.load_model(path)
+def reseed_random_layers(model: keras.Model, seed) -> int:
+    """Give every random generator of `model` (Dropout, `FrameMask`) a new state drawn from
+    ``numpy.random.default_rng(seed)`` (an int or a list such as ``[seed, epoch]``); returns their
+    number. Keras does not save these states with the weights: training reseeds them every epoch
+    (`training.EpochSeed`), prediction with a seed before it predicts (chapters 4 and 5)."""
+    gens = [layer.seed_generator for layer in model._flatten_layers()
+            if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)]
+    states = np.random.default_rng(seed).integers(0, 2**31 - 1, size=(len(gens), 2))
+    for gen, state in zip(gens, states):
+        gen.state.assign(state.astype(gen.state.dtype))
+    return len(gens)

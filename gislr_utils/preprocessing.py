@@ -57,11 +57,14 @@ index divided by the largest index times 64 can reach 64, the position used for 
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
 import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -457,41 +460,46 @@ def _inputs_key(data_dir: Path, clips: pd.DataFrame, input_size: int) -> str:
     return h.hexdigest()[:16]
 
 
-def _load_cache(cache_dir: Path, mmap: bool, clips: pd.DataFrame) -> PreparedData | str:
-    """The arrays stored in `cache_dir`, or what is wrong with them (a file and why)."""
-    meta = runs.read_manifest(cache_dir / "meta.json")
-    if meta is None or meta.get("key") != cache_dir.name or len(clips) != meta.get("n_clips"):
-        return f"{cache_dir / 'meta.json'} is missing, unreadable or not of this data set"
-    arrays = {}
-    for name in _ARRAYS:
-        path = cache_dir / f"{name}.npy"
-        try:
-            arrays[name] = a = np.load(path, mmap_mode="r" if mmap else None)
-        except (OSError, ValueError, EOFError) as err:
-            return f"{path} is missing or damaged ({type(err).__name__}: {err})"
-        if [a.dtype.str, list(a.shape)] != meta["arrays"][name]:
-            return f"{path} holds {a.dtype} {list(a.shape)}, expected {meta['arrays'][name]}"
+def _spec(key: str, n_clips: int, input_size: int) -> dict:
+    return {"artefact": "prepared arrays", "key": key, "n_clips": n_clips, "input_size": input_size,
+            "preprocessing_version": PREPROCESSING_VERSION}
+
+
+def _load(folder: Path, clips: pd.DataFrame, mmap: bool) -> PreparedData:
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None) for name in _ARRAYS}
+    for a in arrays.values():
         a.flags.writeable = False
-    data = PreparedData(**arrays, clips=clips, cache_dir=cache_dir)
-    data.__dict__["key"] = meta["key"]        # `key` (a cached_property) as stored: no hashing
+    data = PreparedData(**arrays, clips=clips, cache_dir=folder)
+    data.__dict__["key"] = folder.name        # `key` (a cached_property) as stored: no hashing
     return data
 
 
 # Clips preprocessed per chunk by prepare_dataset (4,096 clips: about 200 MB of float32).
 PREPARE_CHUNK = 4096
+_FILES = [f"{name}.npy" for name in _ARRAYS] + ["clips.csv"]
 
 
 def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progress) -> str:
-    """Preprocess every clip into `folder` (.npy files, clips.csv, then meta.json); returns the
-    content key, hashed from the chunks as they are written (no second pass over X).
+    """Preprocess every clip into `folder` (.npy files and clips.csv); returns the content key,
+    hashed from the chunks as they are written (no second pass over X).
 
     `PREPARE_CHUNK` clips at a time (`preprocess_files`), each chunk written into X.npy through a
-    memory map of the file (`np.lib.format.open_memmap` writes its header) that is closed again:
-    memory for one chunk, whatever the size of the data set (4.8 GB for GISLR)."""
+    memory map of the file: memory for one chunk, whatever the size of the data set (4.8 GB for
+    GISLR). The disk space is checked, then reserved, first: a full disk is an error naming the
+    folder and the space needed, not a crash of the process writing through the memory map."""
     n = len(clips)
+    need = n * size * N_COLS * N_DIMS * 4 + n * (size * 4 + 24) + (1 << 20)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"{folder.parent}: preparing {n:,} clips needs {need / 1e9:.2f} GB "
+                                    f"of free disk space, {free / 1e9:.2f} GB are free")
     X = np.lib.format.open_memmap(folder / "X.npy", "w+", np.float32, (n, size, N_COLS, N_DIMS))
-    idxs = np.empty((n, size), np.float32)
+    if hasattr(os, "posix_fallocate"):
+        with open(folder / "X.npy", "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
     h = hashlib.sha256(f"{X.dtype.str}{X.shape}".encode())    # = content_key's order
+    del X
+    idxs = np.empty((n, size), np.float32)
     with tqdm(total=n, desc="preprocessing", unit="file", disable=not progress) as bar:
         for start in range(0, n, PREPARE_CHUNK):
             xc, idxs[start:start + PREPARE_CHUNK] = preprocess_files(
@@ -500,17 +508,14 @@ def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progres
             np.load(folder / "X.npy", mmap_mode="r+")[start:start + len(xc)] = xc   # mapped, then closed
             h.update(xc)
             bar.update(len(xc))
-    arrays = {"X": X, "idxs": idxs, "y": clips["label"].to_numpy(np.int32),
+    arrays = {"idxs": idxs, "y": clips["label"].to_numpy(np.int32),
               "participant_id": clips["participant_id"].to_numpy(np.int64),
               "sequence_id": clips["sequence_id"].to_numpy(np.int64)}
-    for name in _ARRAYS[1:]:
-        np.save(folder / f"{name}.npy", arrays[name])
-        _feed(h, arrays[name])
+    for name, a in arrays.items():
+        np.save(folder / f"{name}.npy", a)
+        _feed(h, a)
     clips.to_csv(folder / "clips.csv", index=False)
-    meta = dict(key=h.hexdigest()[:16], n_clips=n, input_size=size, preprocessing_version=PREPROCESSING_VERSION,
-                arrays={name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()})
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    return meta["key"]
+    return h.hexdigest()[:16]
 
 
 def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
@@ -520,51 +525,58 @@ def prepare_dataset(data_dir, artifacts_dir=None, workers: int | None = None,
 
     The clip table is `dataset.read_clips(data_dir)`; the arrays come from `preprocess_files`,
     one row per line of train.csv: a clip whose dominant hand never appears is an all-padding
-    row (zeros, indices -1) as in the original, marked by `PreparedData.has_hand`. Nothing is
-    printed (`progress=True`: a tqdm bar).
+    row (zeros, indices -1) as in the original, marked by `PreparedData.has_hand`.
+    `progress=True` shows a tqdm bar.
 
-    Cache (one sentence: the arrays are made once per content and found again from their
-    inputs): the arrays are stored under `<artifacts_dir>/prepared/<key>/` (X.npy, idxs.npy,
-    y.npy, participant_id.npy, sequence_id.npy, clips.csv, meta.json written last), `<key>`
-    being `PreparedData.key`, the hash of the arrays' contents; `<artifacts_dir>/prepared/inputs/
-    <inputs key>.json` points to it from a hash of the inputs: `PREPROCESSING_VERSION`,
-    `input_size`, the bytes of train.csv and the sign map and every listed file's path, size,
-    modification time and change time (``st_ctime_ns``, which no user can set back: an edit
-    that keeps size and modification time is still seen). A touched, edited, moved or
-    re-mounted input is prepared again; identical arrays get the same key, and what was made
-    from them (statistics, runs) is still found. A damaged cache (a deleted or truncated file,
-    an unreadable meta.json) is rebuilt, with one line naming the file. Writes are atomic
-    (a temporary folder renamed; temporaries of killed runs are removed, `runs`).
+    Cache (the arrays are made once per content and found again from their inputs): they are
+    stored under `<artifacts_dir>/prepared/<key>/` (X.npy, idxs.npy, y.npy, participant_id.npy,
+    sequence_id.npy, clips.csv and, written last, manifest.json: `runs`' record with each file's
+    checksum), `<key>` being `PreparedData.key`, the hash of the arrays' contents;
+    `<artifacts_dir>/prepared/inputs/<inputs key>.json` points to it from a hash of the inputs:
+    `PREPROCESSING_VERSION`, `input_size`, the bytes of train.csv and the sign map and every
+    listed file's path, size, modification time and change time (``st_ctime_ns``, which no user
+    can set back: an edit that keeps size and modification time is still seen). A touched,
+    edited, moved or re-mounted input is prepared again; identical arrays get the same key, and
+    the runs made from them are still found. A damaged or edited cache is prepared again, with
+    one line naming the file. The folder is written under a temporary name and renamed when
+    complete; an intact copy of the same key is kept for its readers.
 
     `artifacts_dir=None` means `config.default_artifacts_dir()`. `mmap=True` opens the arrays as
-    read-only memory maps (the full competition set is about 4.8 GB). Memory while preparing:
-    one chunk of `PREPARE_CHUNK` clips (about 200 MB) beyond the result; X is written through a
-    memory map, whose written pages the kernel counts in VmRSS until it writes them out.
-    Chapters 2-5 use it.
+    read-only memory maps (the full competition set is about 4.8 GB). Chapters 2-7 use it.
     """
-    from .config import default_artifacts_dir
+    from .config import default_artifacts_dir, show_path
 
     size = _check_input_size(input_size)
     data_dir = Path(data_dir)
     root = Path(default_artifacts_dir() if artifacts_dir is None else artifacts_dir) / "prepared"
     clips = dataset.read_clips(data_dir)
     lookup = root / "inputs" / f"{_inputs_key(data_dir, clips, size)}.json"
-    if (record := runs.read_manifest(lookup)) is not None:
-        cached = _load_cache(root / str(record.get("key")), mmap, clips)
-        if isinstance(cached, PreparedData):
-            return cached
-        print(f"prepare_dataset: {cached}; preparing the data set again")
-    for folder in (root, root / "inputs"):
-        runs.clean_stale_temporaries(folder)
-    tmp = runs.temp_path(root / "new")
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        folder = root / str(json.loads(lookup.read_text())["key"])
+        why = runs.check(folder, _spec(folder.name, len(clips), size))
+        if why is None:
+            return _load(folder, clips, mmap)
+        print(f"prepare_dataset: {show_path(folder)}: {why}; preparing the data set again")
+    runs.clean_stale(root)
+    tmp = root / f".new.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
     try:
         key = _write_arrays(tmp, clips, size, workers, progress)
-        cache_dir = root / key
-        if not isinstance(_load_cache(cache_dir, True, clips), PreparedData):
-            shutil.rmtree(cache_dir, ignore_errors=True)  # a damaged older copy; an intact one
-            os.replace(tmp, cache_dir)                    # (the same arrays) is kept for its readers
+        spec = _spec(key, len(clips), size)
+        runs.write_manifest(tmp, spec, files=_FILES)
+        folder = root / key
+        if runs.check(folder, spec) is not None:      # an intact copy is kept for its readers
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     runs.write_text(lookup, json.dumps({"key": key}))
-    return _load_cache(cache_dir, mmap, clips)
+    return _load(folder, clips, mmap)
+
+
+def real_clip():
+    """A typical one of the 16 genuine clips shipped with the package (`dataset.pick_example`),
+    preprocessed (chapters 3 and 4): ``(its clip_summary row, x [64, 66, 3], idxs [64])``."""
+    from .config import real_sample_dir
+    clip = dataset.pick_example(dataset.clip_summary(dataset.read_clips(real_sample_dir())))
+    return (clip, *preprocess(dataset.load_frames(clip.path)))

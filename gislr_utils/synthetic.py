@@ -24,11 +24,8 @@ byte-identical ``train.csv`` and identical landmark arrays.
 """
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import math
-import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,7 +44,6 @@ GENERATOR_VERSION = 2
 TEMPLATE_NAME = "synthetic_template.json"
 SIGNS_NAME = "synthetic_signs.json"
 DEFAULT_SIZE = dict(n_signs=25, n_participants=20, clips_per_sign=3)
-MARKER_NAME = ".synthetic_complete.json"
 LEFT_FRACTION = 0.35      # participants signing with MediaPipe's left_hand (real sample: 8 of 21)
 SWITCH_FRACTION = 0.05    # clips signed with the other hand
 
@@ -587,63 +583,26 @@ def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
 # ---------------------------------------------------------------------------------------------
 # The book's default set, made once per artifacts folder (the rules of `runs`)
 # ---------------------------------------------------------------------------------------------
-def ensure_data_dir(data_dir=None, artifacts_dir=None, seed: int = 0) -> Path:
-    """The data directory a chapter works on (every chapter's first cell calls this).
+def ensure_data_dir(artifacts_dir=None, seed: int = 0) -> Path:
+    """The default synthetic set ``<artifacts_dir>/synthetic_seed<seed>/``, generated first unless
+    a complete copy of this generator version, seed and size is there (chapters call it through
+    `book.setup` when ``data_dir`` is None).
 
-    With `data_dir` (e.g. the real Kaggle download) return it after checking it exists. Without,
-    return the default synthetic set ``<artifacts_dir>/synthetic_seed<seed>/``, generating it
-    first unless a complete copy is there (its marker, written last, records the generator
-    version, seed and size). It follows the rules of every artefact (:mod:`gislr_utils.runs`):
-    the set is generated into a temporary folder (`runs.temp_path`) and renamed into place only
-    if no complete copy is there: a complete copy is never deleted or replaced, so when two
-    processes generate it at once, the one that finishes second discards its own copy and uses
-    the first's, which may be in use; an outdated or incomplete copy is replaced. What killed
-    generations left is removed first (`runs.clean_stale_temporaries`, which also knows the
-    ``.synthetic_seed<seed>.tmp<pid>`` names of earlier versions).
+    It follows the rules of every artefact (:mod:`gislr_utils.runs`): generated into a temporary
+    folder and renamed into place when complete, with a manifest (written last) of what it was
+    made from and the checksums of ``train.csv`` and the sign map; an outdated, incomplete or
+    edited copy is generated again, with a line saying why.
     """
-    if data_dir is not None:
-        data_dir = Path(data_dir)
-        if not data_dir.is_dir():
-            raise FileNotFoundError(f"{data_dir}: data directory not found")
-        return data_dir
     root = Path(artifacts_dir) if artifacts_dir is not None else config.default_artifacts_dir()
     target = root / f"synthetic_seed{seed}"
-    settings = {"generator_version": GENERATOR_VERSION, "seed": int(seed), **DEFAULT_SIZE}
-    runs.clean_stale_temporaries(root)                    # what killed generations left
-    if not _is_complete(target, settings):
-        tmp = runs.temp_path(target)
-        try:
+    spec = {"artefact": "synthetic data set", "generator_version": GENERATOR_VERSION, "seed": int(seed),
+            **DEFAULT_SIZE}
+    why = runs.check(target, spec)
+    if why is not None:
+        if why != "missing":
+            print(f"{config.show_path(target)}: {why}; generating it again")
+        runs.clean_stale(root)
+        with runs.atomic_path(target) as tmp:
             generate(tmp, seed=seed, **DEFAULT_SIZE)
-            (tmp / MARKER_NAME).write_text(json.dumps(settings))     # last: the copy is complete
-            _install(tmp, target, settings)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)       # left when another process finished first
+            runs.write_manifest(tmp, spec, files=["train.csv", SIGN_MAP_NAME])
     return target
-
-
-def _is_complete(folder: Path, settings: dict) -> bool:
-    """Whether `folder` holds a complete synthetic set made with `settings` (its marker says so)."""
-    try:
-        return json.loads((folder / MARKER_NAME).read_text()) == settings
-    except (OSError, ValueError):
-        return False
-
-
-def _install(tmp: Path, target: Path, settings: dict) -> None:
-    """Rename the complete set `tmp` to `target` unless a complete copy is there already (`tmp` is
-    then left for the caller to remove). A folder is renamed only onto a missing or empty folder,
-    so of two processes that finish at once one renames and the other finds its copy complete."""
-    while not _is_complete(target, settings):
-        try:
-            os.rename(tmp, target)
-            return
-        except OSError as e:
-            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-        aside = runs.temp_path(target)           # an outdated or incomplete copy: move it aside
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(target, aside)
-        if _is_complete(aside, settings):        # another process had installed it just now
-            with contextlib.suppress(OSError):
-                os.rename(aside, target)
-        shutil.rmtree(aside, ignore_errors=True)

@@ -2,6 +2,8 @@
 the figure modules share: the check of a table's columns and the data label of a figure."""
 from __future__ import annotations
 
+import sys
+
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
@@ -33,6 +35,9 @@ def set_style() -> None:
         "grid.linewidth": 0.6, "axes.prop_cycle": mpl.cycler(color=CYCLE),
         "animation.embed_limit": 8.0,     # MB; the book's animations stay far below
     })
+    if "ipykernel" in sys.modules:        # sharp figures on high-resolution screens
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        set_matplotlib_formats("retina")
 
 
 def _need_columns(table, columns, what: str) -> None:
