@@ -32,7 +32,8 @@ with _fd2_to_devnull(), warnings.catch_warnings():
     import tensorflow as tf
     import keras
 
-tf.get_logger().setLevel(logging.ERROR)
+for _name in ("absl", "tensorflow", "h5py"):      # quiet the noisy loggers; warnings still show
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 # A testing aid for the multi-device code without a GPU: GISLR_CPU_REPLICAS=2 splits the CPU
 # into two logical devices before TensorFlow uses it, so that `training.get_strategy("mirrored")`

@@ -15,8 +15,8 @@ when ``data_dir`` is None. What a chapter then does -- prepare the data, train, 
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
-import logging
 import os
 import sys
 import textwrap
@@ -24,19 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config, runs
-from .config import ParameterError, RunConfig, check_bool, check_choice, show_path  # noqa: F401
-
-# The range of every integer parameter a chapter has beside the run's settings.
-PARAMETER_RANGES = {"n_summary": (1, 10_000_000), "boxplot_clips": (1, 10_000_000), "n_confused": (2, 250),
-                    "latency_clips": (1, 100_000), "masking_epochs": (1, 10_000), "masking_seeds": (1, 20),
-                    "ablation_epochs": (1, 10_000), "ablation_seeds": (1, 20)}
-
-
-def check_int(name: str, value, allow_none: bool = False):
-    """`config.check_int` with the range of `PARAMETER_RANGES` / `config.INT_RANGES`."""
-    lo, hi = PARAMETER_RANGES.get(name, config.INT_RANGES.get(name, (None, None)))
-    return config.check_int(name, value, lo, hi, allow_none)
-
+from .config import ParameterError, RunConfig, check_bool, check_choice, check_int, show_path  # noqa: F401
 
 def _path(name: str, value) -> Path:
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
@@ -69,12 +57,11 @@ class Context:
         return self.artifacts_dir / "runs" / (name + (extra if len(extra) < 80 else "_" + runs.key_of(extra)))
 
     def _repr_html_(self):
-        import pandas as pd
-        rows = {"data": "synthetic, generated into " + show_path(self.data_dir) if self.synthetic
-                else show_path(self.data_dir), "artifacts_dir": show_path(self.artifacts_dir),
-                "preset": self.cfg.preset, "seed": self.cfg.seed, "run": self.run or "(of preset and seed)",
+        rows = {"data": f"{self.data_label}: {show_path(self.data_dir)}", "artifacts_dir": show_path(
+            self.artifacts_dir), "preset": self.cfg.preset, "seed": self.cfg.seed, "run": self.run,
                 **{f"{k} (set)": v for k, v in self.cfg.overrides().items()}}
-        return pd.Series(rows, name="value").rename_axis("parameter").to_frame().to_html()
+        return "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows.items() if v is not None
+                       ).join(("<table>", "</table>"))
 
 
 def _injected_parameters() -> tuple[set, set] | None:
@@ -82,13 +69,10 @@ def _injected_parameters() -> tuple[set, set] | None:
     papermill injected after it (from IPython's input history); None elsewhere."""
     shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
     history = list(getattr(shell, "user_ns", {}).get("In", []))
-    for i in range(len(history) - 1, 0, -1):
-        if history[i].lstrip().startswith("# Parameters"):
-            def names(source):
-                with_targets = (n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Assign))
-                return {t.id for n in with_targets for t in n.targets if isinstance(t, ast.Name)}
-            return names(history[i - 1]), names(history[i])
-    return None
+    starts = [i for i, cell in enumerate(history) if i and cell.lstrip().startswith("# Parameters")]
+    names = [{t.id for n in ast.walk(ast.parse(history[i])) if isinstance(n, ast.Assign) for t in n.targets
+              if isinstance(t, ast.Name)} for i in (starts[-1] - 1, starts[-1])] if starts else None
+    return tuple(names) if names else None
 
 
 def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: int = 0, run=None,
@@ -118,8 +102,6 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
                              "Kaggle asl-signs folder, 'real-sample' or None for the synthetic set")
     if run is not None:
         cfg = _named_run(artifacts, run, settings, injected)
-    for name in ("absl", "tensorflow", "h5py"):     # quiet the noisy loggers; warnings still show
-        logging.getLogger(name).setLevel(logging.ERROR)
     from . import plotting, synthetic
     plotting.set_style()
     _native_logs_to(artifacts / "logs" / "native-stderr.log")
@@ -150,26 +132,20 @@ def _native_logs_to(path: Path) -> None:
     """In a Jupyter kernel, send what C/C++ libraries write to file descriptor 2 (TensorFlow's and
     LiteRT's log lines) into `path` instead of the page; Python's warnings and tracebacks are not
     affected. Outside a kernel, or in a read-only folder, nothing changes."""
-    if not type(sys.stderr).__module__.startswith("ipykernel"):
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:
-        return
-    os.dup2(fd, 2)
-    os.close(fd)
+    if type(sys.stderr).__module__.startswith("ipykernel"):
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, 2)
+            os.close(fd)
 
 
 def source(obj) -> str:
     """The source of a function or class of the package without its docstrings."""
     text = textwrap.dedent(inspect.getsource(obj))
-    docstrings = set()
-    for node in ast.walk(ast.parse(text)):
-        body = getattr(node, "body", None)
-        if (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    docstrings = {i for node in ast.walk(ast.parse(text)) if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                  and ast.get_docstring(node) is not None
+                  for i in range(node.body[0].lineno, node.body[0].end_lineno + 1)}
     return "\n".join(line for i, line in enumerate(text.splitlines(), 1) if i not in docstrings)
 
 

@@ -162,7 +162,11 @@ _CHOICES = {"attention_mask": ("seed", "keys"), "schedule": ("constant", "cosine
 # lowest included)
 INT_RANGES = {"seed": (0, 2**32 - 1), "input_size": (1, 4096), "embedding_units": (1, 8192),
               "units": (1, 8192), "num_blocks": (1, 64), "num_heads": (1, 256), "mlp_ratio": (1, 64),
-              "num_classes": (2, 100_000), "epochs": (1, 10_000), "batch_all_signs_n": (1, 10_000)}
+              "num_classes": (2, 100_000), "epochs": (1, 10_000), "batch_all_signs_n": (1, 10_000),
+              # the chapters' own integer parameters
+              "n_summary": (1, 10**7), "boxplot_clips": (1, 10**7), "n_confused": (2, 250),
+              "latency_clips": (1, 10**5), "masking_epochs": (1, 10**4), "masking_seeds": (1, 20),
+              "ablation_epochs": (1, 10**4), "ablation_seeds": (1, 20)}
 FLOAT_RANGES = {"mlp_dropout": (0.0, 1.0, False), "classifier_dropout": (0.0, 1.0, False),
                 "frame_drop": (0.0, 1.0, False), "learning_rate": (0.0, 10.0, True, False),
                 "weight_decay": (0.0, 1.0, True), "wd_ratio": (0.0, 1.0, True),
@@ -171,9 +175,10 @@ FLOAT_RANGES = {"mlp_dropout": (0.0, 1.0, False), "classifier_dropout": (0.0, 1.
 
 
 def check_int(name: str, value, minimum=None, maximum=None, allow_none: bool = False):
-    """`value` as an int within [minimum, maximum], or ParameterError naming `name`.
-
-    Bools and non-integral floats are refused; 3.0 is 3."""
+    """`value` as an int within [minimum, maximum] (default: the range of `name` in `INT_RANGES`),
+    or ParameterError naming `name`. Bools and non-integral floats are refused; 3.0 is 3."""
+    if minimum is None and maximum is None:
+        minimum, maximum = INT_RANGES.get(name, (None, None))
     if value is None and allow_none:
         return None
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

@@ -16,8 +16,6 @@ sets; both keep `normalise` finite.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -97,32 +95,17 @@ def _check_stats(stats) -> dict[str, np.ndarray]:
 
 
 def save_stats(stats, path) -> Path:
-    """Write statistics to `path`: `.npz` (arrays) or `.json` (lists of floats). Returns the path."""
+    """Write statistics to the ``.npz`` file `path` (chapter 4's recipe saves them with a run)."""
     stats = _check_stats(stats)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".npz":
-        with open(path, "wb") as f:       # a file object: np.savez would not append ".npz" twice
-            np.savez(f, **stats)
-    elif path.suffix == ".json":
-        path.write_text(json.dumps({k: v.tolist() for k, v in stats.items()}))
-    else:
-        raise ValueError(f"{path}: statistics are saved as .npz or .json, not {path.suffix!r}")
-    return path
+    with open(path, "wb") as f:       # a file object: np.savez would not append ".npz" twice
+        np.savez(f, **stats)
+    return Path(path)
 
 
 def load_stats(path) -> dict[str, np.ndarray]:
     """Read statistics written by `save_stats` -> {"mean", "std"} [66, 2] float32."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: statistics file not found")
-    if path.suffix == ".npz":
-        with np.load(path) as f:
-            stats = {k: f[k] for k in f.files}
-    elif path.suffix == ".json":
-        stats = json.loads(path.read_text())
-    else:
-        raise ValueError(f"{path}: statistics are read from .npz or .json, not {path.suffix!r}")
+    with np.load(path) as f:
+        stats = {k: f[k] for k in f.files}
     try:
         return _check_stats(stats)
     except ValueError as e:
@@ -155,9 +138,3 @@ def normalise(X, stats) -> np.ndarray:
     stats = _check_stats(stats)
     v = np.asarray(_check_X(X)[..., :STAT_DIMS], dtype=np.float32)
     return np.where(v == 0, np.float32(0), (v - stats["mean"]) / stats["std"]).astype(np.float32)
-
-
-def fingerprint(stats) -> str:
-    """16 hex digits of the SHA-256 of normalisation statistics (their float32 mean and std)."""
-    parts = (np.asarray(stats[name], dtype=np.float32).tobytes() for name in ("mean", "std"))   # C order
-    return hashlib.sha256(b"".join(parts)).hexdigest()[:16]
