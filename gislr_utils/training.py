@@ -211,6 +211,7 @@ def compile_model(model, cfg: RunConfig):
                keras.metrics.TopKCategoricalAccuracy(10, name="top_10_acc")]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                   jit_compile=cfg.jit_compile)
+    optimizer.build(model.trainable_variables)  # now: fit traces its step once
     return model
 
 
