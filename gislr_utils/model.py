@@ -269,7 +269,7 @@ def position_index(non_empty_frame_idxs, input_size=64):
 
 @register
 class LandmarkNormalisation(keras.layers.Layer):
-    """Keep x, y; standardise each landmark with training mean/std; zeros stay zero (chapter 2).
+    """Keep x, y; standardise each landmark with training mean/std; zeros stay zero (chapter 3).
 
     ``where(x == 0, 0, (x - mean) / std)`` per value, then split into the flattened groups
     lips [B,T,80], hand [B,T,42], pose [B,T,10]. `mean` and `std` [66, 2] live in the layer's
@@ -281,23 +281,28 @@ class LandmarkNormalisation(keras.layers.Layer):
         self.mean = _stat_array(mean, 0.0, "mean")
         self.std = _stat_array(std, 1.0, "std")
         if not np.all(self.std > 0):
-            raise ValueError("normalisation std must be > 0 everywhere; got zero/negative/NaN "
-                             f"std for landmark columns {np.unique(np.where(~(self.std > 0))[0])}")
+            bad = np.unique(np.where(~(self.std > 0))[0])
+            raise ValueError("normalisation std must be > 0; got zero, negative "
+                             f"or NaN std for landmark columns {bad}")
 
     def call(self, frames):
         x = frames[..., :2]
         out = []
-        for start, n in ((LIPS_START, N_LIPS), (HAND_START, N_HAND), (POSE_START, N_POSE)):
+        for start, n in ((LIPS_START, N_LIPS), (HAND_START, N_HAND),
+                         (POSE_START, N_POSE)):
             g = x[:, :, start:start + n]
-            g = tf.where(g == 0.0, 0.0, (g - self.mean[start:start + n]) / self.std[start:start + n])
+            mean, std = self.mean[start:start + n], self.std[start:start + n]
+            g = tf.where(g == 0.0, 0.0, (g - mean) / std)
             out.append(tf.reshape(g, [-1, tf.shape(frames)[1], n * 2]))
         return tuple(out)
 
     def compute_output_shape(self, input_shape):
-        return tuple(tuple(input_shape[:2]) + (n * 2,) for n in (N_LIPS, N_HAND, N_POSE))
+        return tuple(tuple(input_shape[:2]) + (n * 2,)
+                     for n in (N_LIPS, N_HAND, N_POSE))
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean.tolist(), "std": self.std.tolist()}
+        return {**super().get_config(), "mean": self.mean.tolist(),
+                "std": self.std.tolist()}
 
 
 def _stat_array(value, default, what):
@@ -325,7 +330,8 @@ class FrameMask(keras.layers.Layer):
     graph did this (its ``tf.random.uniform`` sat outside any ``training`` switch).
     """
 
-    def __init__(self, frame_drop=0.25, frame_drop_at_inference=False, **kwargs):
+    def __init__(self, frame_drop=0.25, frame_drop_at_inference=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.frame_drop = float(frame_drop)
         self.frame_drop_at_inference = bool(frame_drop_at_inference)
@@ -333,7 +339,8 @@ class FrameMask(keras.layers.Layer):
 
     def call(self, non_empty_frame_idxs, training=None):
         mask0 = tf.cast(non_empty_frame_idxs != -1.0, tf.float32)[:, :, None]
-        if self.frame_drop <= 0 or not (training or self.frame_drop_at_inference):
+        active = training or self.frame_drop_at_inference
+        if self.frame_drop <= 0 or not active:
             return mask0
         u = keras.random.uniform(tf.shape(mask0), seed=self.seed_generator)
         mask = tf.where((u > self.frame_drop) & (mask0 != 0.0), 1.0, 0.0)
@@ -376,11 +383,12 @@ def build_model(cfg: RunConfig, stats: dict | None = None) -> keras.Model:
     [None, T] (a list in that order, or a dict by name); output softmax [None, num_classes].
     ``cfg.mixed_precision``: built under Keras' ``mixed_float16`` policy.
     """
-    if cfg.mixed_precision:     # float16 compute, float32 weights (attention and output float32)
+    if cfg.mixed_precision:  # float16 compute, float32 weights and output
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy("mixed_float16")
         try:
-            return build_model(dataclasses.replace(cfg, mixed_precision=False), stats)
+            cfg = dataclasses.replace(cfg, mixed_precision=False)
+            return build_model(cfg, stats)
         finally:
             keras.config.set_dtype_policy(previous)
     stats = stats or {}
