@@ -9,9 +9,13 @@ repository, issue, download and launch buttons switched on by one setting, `repo
   object that MyST writes by default (`myst_update_mathjax`, switched off here): the block gives
   MathJax 2 the same rule, typeset only the formulas Sphinx marks (class `math`, inside MyST's
   `tex2jax_ignore` sections), never a `$` of the prose or of a code cell.
+* References: the text cites author-year (`bibtex_reference_style: author_year`), so the list on
+  the references page is labelled the same way, "Wijkhuizen, 2023" rather than pybtex's "Wij23":
+  the bibliography style `book_author_year` (`bibtex_default_style` in `_config.yml`) is pybtex's
+  `alpha` (sorted by author, year, title) with labels written by the citations' own template.
 * Scripts: each inline script is written once per page (see `_drop_repeated_scripts`).
 * Page styles, `static/book.css`: the size of code and output (80 characters fit at 1280 px), the
-  formulas of MathJax 2 on the baseline.
+  formulas of MathJax 2 on the baseline, the references' labels.
 * Buttons: with `repository.url` empty (the default: the book builds and reads offline) the
   repository, issue and download buttons and the launch buttons are off; set the URL and they
   switch on, pointing at it (Colab and Binder, and a JupyterHub if `launch_buttons` names one).
@@ -38,6 +42,41 @@ MATHJAX2_CONFIG = {
     # No menu entry that would switch to an output the package lacks (CommonHTML).
     "MathMenu": {"showRenderer": False},
 }
+
+
+def _register_bibliography_style():
+    """Registers the pybtex style `book_author_year`: the list sorted as `alpha` sorts it, each
+    entry labelled as the author-year citations in the text name it ("Vaswani et al., 2017")."""
+    import pybtex.plugin
+    from pybtex.style.formatting.alpha import Style as AlphaStyle
+    from pybtex.style.labels import BaseLabelStyle
+    from pybtex.style.sorting.author_year_title import SortingStyle
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+    from sphinxcontrib.bibtex.style.template import join, year
+
+    class AuthorYearLabelStyle(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            # the template of a parenthetical citation, :cite:p:, without its link and brackets
+            style = AuthorYearReferenceStyle()
+            template = join(sep=style.author_year_sep)[style.person.author_or_editor_or_title(full=False), year]
+            labels = [template.format_data({"entry": e, "style": style}).render_as("text")
+                      for e in sorted_entries]
+            # two works of the same authors and year: "…, 2023a", "…, 2023b"
+            for i, label in enumerate(labels):
+                same = [j for j, other in enumerate(labels) if other == label]
+                yield label + ("abcdefghijklmnopqrstuvwxyz"[same.index(i)] if len(same) > 1 else "")
+
+    class AuthorYearSorting(SortingStyle):
+        # a name in braces, "{GISLR project team}", sorts under G, not after Z
+        def person_key(self, person):
+            return super().person_key(person).replace("{", "").replace("}", "")
+
+    class AuthorYearStyle(AlphaStyle):
+        default_label_style = AuthorYearLabelStyle
+        default_sorting_style = AuthorYearSorting
+
+    if "book_author_year" not in pybtex.plugin.enumerate_plugin_names("pybtex.style.formatting"):
+        pybtex.plugin.register_plugin("pybtex.style.formatting", "book_author_year", AuthorYearStyle)
 
 
 def _configure(app, config):
@@ -77,6 +116,7 @@ def _drop_repeated_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    _register_bibliography_style()
     app.connect("html-page-context", _drop_repeated_scripts, priority=900)   # after MathJax's
     app.connect("config-inited", _configure, priority=100)     # before the theme reads them
     app.add_css_file("book.css")
