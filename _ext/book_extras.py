@@ -15,7 +15,7 @@ repository, issue, download and launch buttons switched on by one setting, `repo
   `alpha` (sorted by author, year, title) with labels written by the citations' own template.
 * Scripts: each inline script is written once per page (see `_drop_repeated_scripts`).
 * Page styles, `static/book.css`: the size of code and output (80 characters fit at 1280 px), the
-  formulas of MathJax 2 on the baseline, the references' labels.
+  formulas of MathJax 2 on the baseline, commands in tables wrapped, the references' labels.
 * Buttons: with `repository.url` empty (the default: the book builds and reads offline) the
   repository, issue and download buttons and the launch buttons are off; set the URL and they
   switch on, pointing at it (Colab and Binder, and a JupyterHub if `launch_buttons` names one).
