@@ -2,7 +2,8 @@
 #               make test   -> runs the test suite
 # Each target creates .venv and installs requirements.txt first (once; again when it, pyproject.toml
 # or the lock changes), with the versions of requirements-py<X.Y>.lock as constraints.
-# Other targets: make student (the student edition, without solutions), make lint (ruff),
+# Other targets: make check-pages (the built pages in headless Chromium: formulas typeset, nothing
+# too wide), make student (the student edition, without solutions), make lint (ruff),
 # make benchmarks, make setup-cells (after changing repository.url in _config.yml),
 # make lock (refresh the lock), make clean.
 
@@ -14,7 +15,7 @@ LOCK   := requirements-py$(PYVER).lock
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: book test lint benchmarks lock clean python student setup-cells
+.PHONY: book check-pages test lint benchmarks lock clean python student setup-cells
 
 python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -39,6 +40,12 @@ $(BIN)/.installed: requirements.txt pyproject.toml $(wildcard $(LOCK))
 
 book: $(BIN)/.installed
 	$(BIN)/jupyter-book build --all -W --keep-going .
+
+# The built pages as a reader sees them, after `make book`: each page of _build/html opened in
+# headless Chromium at 1280 px (Debian: apt-get install chromium; or CHROMIUM=/path/to/chrome); every
+# formula typeset by the offline MathJax, no table, code box or figure wider than its column.
+check-pages: $(BIN)/.installed
+	$(BIN)/python _ext/check_pages.py --known _ext/check_pages_known.txt _build/html
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests
