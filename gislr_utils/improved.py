@@ -26,21 +26,24 @@ Mixed precision: every layer here runs under Keras' ``mixed_float16`` policy; th
 from __future__ import annotations
 
 from ._tf import keras, tf
-from .landmarks import LIPS_IDXS0, N_COLS
-from .model import LandmarkNormalisation, register
+from .landmarks import HAND_START, LIPS_IDXS0, LIPS_START, N_COLS, N_HAND, N_LIPS, N_POSE, POSE_START
 
+# model.py's package name: a saved model finds these layers (model.py imports this module, so
+# this module does not import model.py).
+register = keras.saving.register_keras_serializable(package="gislr")
 REFERENCE_LANDMARK = 17                                  # first place's reference (lower lip)
 REFERENCE_COL = list(LIPS_IDXS0).index(REFERENCE_LANDMARK)   # its column among the 66: 15
 
 
 @register
-class ReferenceNormalisation(LandmarkNormalisation):
+class ReferenceNormalisation(keras.layers.Layer):
     """First place's normalisation per clip (chapter 7): ``xy -> (xy - ref) / std``.
 
     ``ref``: the mean x, y of landmark 17 over the clip's frames that have it (0.5 if none);
     ``std``: per axis, the root mean square distance of every present landmark of the clip from
-    ``ref`` (1 if 0). Missing landmarks stay 0; the output is the seed's lips, hand, pose groups.
-    Training statistics are not used.
+    ``ref`` (1 if 0). Missing landmarks stay 0 (padding must be zero frames, as preprocessing
+    writes it). Returns the groups of ``model.LandmarkNormalisation``, lips [B,T,80], hand
+    [B,T,42], pose [B,T,10], in its place; training statistics are not used.
     """
 
     def call(self, frames):
@@ -52,7 +55,9 @@ class ReferenceNormalisation(LandmarkNormalisation):
         n = tf.maximum(tf.reduce_sum(seen, axis=[1, 2], keepdims=True), 1.0)
         var = tf.reduce_sum(tf.square(xy - ref) * seen, axis=[1, 2], keepdims=True) / n
         std = tf.where(var > 0, tf.sqrt(tf.where(var > 0, var, 1.0)), 1.0)
-        return super().call(tf.where(seen > 0, (xy - ref) / std, 0.0))   # mean 0, std 1: the split
+        out, T = tf.where(seen > 0, (xy - ref) / std, 0.0), tf.shape(frames)[1]
+        return tuple(tf.reshape(out[:, :, s:s + n], [-1, T, 2 * n])
+                     for s, n in ((LIPS_START, N_LIPS), (HAND_START, N_HAND), (POSE_START, N_POSE)))
 
 
 def motion_features(lips, hand, pose, lags=(1, 2)):
@@ -162,9 +167,6 @@ class Conv1DBlock(keras.layers.Layer):
         mean = tf.reduce_sum(y * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
         y = y * tf.sigmoid(self.eca(mean[:, :, None]))[:, None, :, 0]
         return x + self.drop(self.project(y), training=training) * mask
-
-    def compute_output_shape(self, shape, *args):
-        return shape
 
     def get_config(self):
         return {**super().get_config(), **self.args}

@@ -194,3 +194,14 @@ def test_mixed_precision_trains_without_nan(batch, which):
     assert np.isfinite(history.history["loss"]).all()
     assert all(np.isfinite(w).all() for w in model.get_weights())
     assert np.isfinite(model.predict([X, I], verbose=0)).all()
+
+
+def test_a_model_with_every_layer_saves_and_loads(batch, tmp_path):
+    X, I = batch
+    model = tiny_model(late=(0.5, 1))
+    model([X, I], training=True)                        # moves BatchNorm's statistics and the step
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded([X, I], training=False).numpy(), model([X, I], training=False).numpy(),
+                               atol=1e-6)
+    assert int(loaded.get_layer("dropout").step.numpy()) == int(model.get_layer("dropout").step.numpy()) == 1
