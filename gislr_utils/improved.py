@@ -56,8 +56,8 @@ class ReferenceNormalisation(keras.layers.Layer):
         var = tf.reduce_sum(tf.square(xy - ref) * seen, axis=[1, 2], keepdims=True) / n
         std = tf.where(var > 0, tf.sqrt(tf.where(var > 0, var, 1.0)), 1.0)
         out, T = tf.where(seen > 0, (xy - ref) / std, 0.0), tf.shape(frames)[1]
-        return tuple(tf.reshape(out[:, :, s:s + n], [-1, T, 2 * n])
-                     for s, n in ((LIPS_START, N_LIPS), (HAND_START, N_HAND), (POSE_START, N_POSE)))
+        return tuple(tf.reshape(out[:, :, s:s + k], [-1, T, 2 * k])
+                     for s, k in ((LIPS_START, N_LIPS), (HAND_START, N_HAND), (POSE_START, N_POSE)))
 
 
 def motion_features(lips, hand, pose, lags=(1, 2)):
