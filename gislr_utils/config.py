@@ -90,8 +90,13 @@ class RunConfig:
     every epoch (0: none, as the seed; learning curves only: every run keeps its final epoch,
     as the seed did); ``handless_clips`` "keep" (clips
     with no hand in any frame train as all-padding inputs, as the original) or "drop" (left out,
-    and counted); ``mixed_precision`` and ``jit_compile`` (GPU options). ``preset`` and
-    ``seed`` complete the run's identity.
+    and counted); ``mixed_precision`` and ``jit_compile`` (GPU options). The winners' changes
+    (chapter 7, off in the seed and classroom presets): ``augmentation`` (training batches:
+    `augment.augment_batch`), ``normalisation`` ("seed": training statistics; "reference": per
+    clip around a lip landmark, `improved.ReferenceNormalisation`), ``motion_lags`` (motion
+    features of lags 1 to k), ``late_dropout`` (a dropout before the classifier that starts after
+    ``late_dropout_start`` of the epochs) and ``conv_blocks`` (first place's Conv1D blocks before
+    each transformer block). ``preset`` and ``seed`` complete the run's identity.
     """
 
     preset: str = "classroom"
@@ -120,6 +125,12 @@ class RunConfig:
     handless_clips: str = "keep"
     mixed_precision: bool = False
     jit_compile: bool = False
+    augmentation: bool = False
+    normalisation: str = "seed"
+    motion_lags: int = 0
+    late_dropout: float = 0.0
+    late_dropout_start: float = 0.8
+    conv_blocks: int = 0
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -138,10 +149,17 @@ SEED = dict(
     frame_drop=0.25, frame_drop_at_inference=True, epochs=100, batch_all_signs_n=4,
     learning_rate=1e-3, schedule="constant", weight_decay=1e-5, wd_ratio=0.05, clipnorm=1.0,
     label_smoothing=0.25, validation_split=0.0, handless_clips="keep",
-    mixed_precision=False, jit_compile=False)
+    mixed_precision=False, jit_compile=False, augmentation=False, normalisation="seed", motion_lags=0,
+    late_dropout=0.0, late_dropout_start=0.8, conv_blocks=0)
 # The small default that trains on the synthetic set on a 2-core CPU in minutes.
 CLASSROOM = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name not in ("preset", "seed")}
-PRESETS: dict[str, dict] = {"seed": SEED, "classroom": CLASSROOM}
+# The seed's model with the winners' changes (chapter 7; sources in its table): 3rd place's label
+# smoothing 0.5, late dropout 0.2-0.3 from epoch 80 of 100, 1st place's normalisation, motion
+# lags 1 and 2 and augmentations; the fixed attention mask (chapter 3) and no frame drop at
+# inference. First place's Conv1D blocks stay an option (`conv_blocks`).
+IMPROVED = {**SEED, "attention_mask": "keys", "frame_drop_at_inference": False, "label_smoothing": 0.5,
+            "augmentation": True, "normalisation": "reference", "motion_lags": 2, "late_dropout": 0.3}
+PRESETS: dict[str, dict] = {"seed": SEED, "classroom": CLASSROOM, "improved": IMPROVED}
 
 # Why the classroom preset differs from the seed's, setting by setting (chapter 4's table).
 CLASSROOM_REASONS = {
@@ -157,12 +175,13 @@ CLASSROOM_REASONS = {
 }
 
 _CHOICES = {"attention_mask": ("seed", "keys"), "schedule": ("constant", "cosine"),
-            "handless_clips": ("keep", "drop")}
+            "handless_clips": ("keep", "drop"), "normalisation": ("seed", "reference")}
 # integer settings: (smallest, largest); float settings: (lowest, highest, highest included,
 # lowest included)
 INT_RANGES = {"seed": (0, 2**32 - 1), "input_size": (1, 4096), "embedding_units": (1, 8192),
               "units": (1, 8192), "num_blocks": (1, 64), "num_heads": (1, 256), "mlp_ratio": (1, 64),
               "num_classes": (2, 100_000), "epochs": (1, 10_000), "batch_all_signs_n": (1, 10_000),
+              "motion_lags": (0, 8), "conv_blocks": (0, 8),
               # the chapters' own integer parameters
               "n_summary": (1, 10**7), "boxplot_clips": (1, 10**7), "n_confused": (2, 250),
               "latency_clips": (1, 10**5), "masking_epochs": (1, 10**4), "masking_seeds": (1, 20),
@@ -171,7 +190,8 @@ FLOAT_RANGES = {"mlp_dropout": (0.0, 1.0, False), "classifier_dropout": (0.0, 1.
                 "frame_drop": (0.0, 1.0, False), "learning_rate": (0.0, 10.0, True, False),
                 "weight_decay": (0.0, 1.0, True), "wd_ratio": (0.0, 1.0, True),
                 "clipnorm": (0.0, 1e6, True), "label_smoothing": (0.0, 1.0, False),
-                "validation_split": (0.0, 0.9, True)}
+                "validation_split": (0.0, 0.9, True), "late_dropout": (0.0, 1.0, False),
+                "late_dropout_start": (0.0, 1.0, True)}
 
 
 def check_int(name: str, value, minimum=None, maximum=None, allow_none: bool = False):

@@ -36,7 +36,7 @@ import numpy as np
 from ._tf import keras, tf
 from .landmarks import N_DIMS, N_ROWS
 from .config import check_choice
-from .model import attention_mask_mode, blocks, embed
+from .model import attention_mask_mode, embed, run_blocks
 from .preprocessing import PreprocessLayer, check_clip
 
 SIGNATURE = "serving_default"
@@ -92,8 +92,7 @@ def compact_forward(model: keras.Model, frames, non_empty_frame_idxs):
     idxs = tf.convert_to_tensor(non_empty_frame_idxs, tf.float32)
     length, counts = compact_layout(idxs, mode, model.get_layer("embedding").input_size)
     mask, x = embed(model, frames[:, :length], idxs[:, :length])
-    for block in blocks(model):
-        x = block(x, mask, training=False, key_counts=counts)
+    x = run_blocks(model, x, mask, key_counts=counts)
     x = model.get_layer("pooling")(x, mask)
     return model.get_layer("classifier")(x)          # the classifier's dropout is off at inference
 

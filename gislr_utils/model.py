@@ -39,6 +39,7 @@ import dataclasses
 import numpy as np
 
 from ._tf import keras, tf
+from . import improved
 from .config import RunConfig
 from .landmarks import HAND_START, LIPS_START, N_COLS, N_HAND, N_LIPS, N_POSE, POSE_START
 
@@ -374,21 +375,24 @@ class MaskedMeanPooling(keras.layers.Layer):
 # --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
-def build_model(cfg: RunConfig, stats: dict | None = None) -> keras.Model:
+def build_model(cfg: RunConfig, stats: dict | None = None, steps_per_epoch: int = 1) -> keras.Model:
     """The (uncompiled) GISLR transformer of a run's settings (chapter 3; chapter 4 trains it).
 
     `cfg` is a `config.RunConfig` (``config.resolve("seed")`` is the report's model, 5,315,965
     parameters); `stats` ``{"mean": [66, 2], "std": [66, 2]}`` from `statistics.compute_stats`
     (None: mean 0, std 1). Inputs ``frames`` [None, T, 66, 3] and ``non_empty_frame_idxs``
     [None, T] (a list in that order, or a dict by name); output softmax [None, num_classes].
-    ``cfg.mixed_precision``: built under Keras' ``mixed_float16`` policy.
+    ``cfg.mixed_precision``: built under Keras' ``mixed_float16`` policy. The winners' changes
+    of chapter 7 (`improved`): ``normalisation="reference"``, ``motion_lags``, ``conv_blocks``
+    and ``late_dropout``, which starts after ``late_dropout_start`` of the epochs of
+    `steps_per_epoch` steps.
     """
     if cfg.mixed_precision:  # float16 compute, float32 weights and output
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy("mixed_float16")
         try:
             cfg = dataclasses.replace(cfg, mixed_precision=False)
-            return build_model(cfg, stats)
+            return build_model(cfg, stats, steps_per_epoch)
         finally:
             keras.config.set_dtype_policy(previous)
     stats = stats or {}
@@ -400,17 +404,33 @@ def build_model(cfg: RunConfig, stats: dict | None = None) -> keras.Model:
     idxs = keras.Input([T], name="non_empty_frame_idxs")
     mask = FrameMask(cfg.frame_drop, cfg.frame_drop_at_inference,
                      name="frame_mask", dtype="float32")(idxs)
-    lips, hand, pose = LandmarkNormalisation(
-        stats.get("mean"), stats.get("std"), name="normalisation",
-        dtype="float32")(frames)
+    if cfg.normalisation == "reference":           # chapter 7: per clip
+        norm = improved.ReferenceNormalisation(name="normalisation",
+                                               dtype="float32")
+    else:
+        norm = LandmarkNormalisation(stats.get("mean"), stats.get("std"),
+                                     name="normalisation", dtype="float32")
+    lips, hand, pose = norm(frames)
     x = FrameEmbedding(cfg.units, cfg.embedding_units, T,
                        name="embedding")(lips, hand, pose, idxs)
+    if cfg.motion_lags:                            # chapter 7: motion
+        lags = range(1, cfg.motion_lags + 1)
+        x = x + improved.MotionEmbedding(cfg.units, cfg.embedding_units, lags,
+                                         name="motion_embedding")(lips, hand, pose)
+    if cfg.conv_blocks:                            # chapter 7: 1st place's
+        valid = FrameMask(0.0, name="valid_frames", dtype="float32")(idxs)
     for i in range(cfg.num_blocks):
+        for j in range(cfg.conv_blocks):
+            x = improved.Conv1DBlock(cfg.units, name=f"conv_{i}_{j}")(x, valid)
         x = TransformerBlock(cfg.units, cfg.num_heads, cfg.mlp_ratio,
                              cfg.mlp_dropout, cfg.attention_mask,
                              name=f"block_{i}")(x, mask)
     x = MaskedMeanPooling(name="pooling")(x, mask)
     x = keras.layers.Dropout(cfg.classifier_dropout, name="dropout")(x)
+    if cfg.late_dropout:                           # chapter 7: late dropout
+        start = round(cfg.late_dropout_start * cfg.epochs) * steps_per_epoch
+        x = improved.LateDropout(cfg.late_dropout, start,
+                                 name="late_dropout")(x)
     outputs = keras.layers.Dense(cfg.num_classes, activation="softmax",
                                  name="classifier", dtype="float32")(x)
     return keras.Model([frames, idxs], outputs, name=f"gislr_{cfg.preset}")
@@ -463,7 +483,23 @@ def embed(model: keras.Model, frames, idxs):
     """The frame mask (no random drop) and the embedded frames of a batch, by the model's layers."""
     mask = tf.cast(tf.convert_to_tensor(idxs, tf.float32) != -1.0, tf.float32)[:, :, None]
     lips, hand, pose = model.get_layer("normalisation")(tf.convert_to_tensor(frames, tf.float32))
-    return mask, model.get_layer("embedding")(lips, hand, pose, idxs)
+    x = model.get_layer("embedding")(lips, hand, pose, idxs)
+    if "motion_embedding" in [layer.name for layer in model.layers]:
+        x = x + model.get_layer("motion_embedding")(lips, hand, pose)
+    return mask, x
+
+
+def run_blocks(model: keras.Model, x, mask, upto=None, key_counts=None):
+    """The model's blocks at inference on embedded frames `x`: before each transformer block its
+    Conv1D blocks (chapter 7), up to transformer block `upto` (None: all; the Conv1D blocks before
+    it included). `key_counts`: the exported file's compact layout (chapter 6)."""
+    for i, block in enumerate(blocks(model)):
+        for conv in [layer for layer in model.layers if layer.name.startswith(f"conv_{i}_")]:
+            x = conv(x, mask, training=False)
+        if i == upto:
+            return x
+        x = block(x, mask, training=False, key_counts=key_counts)
+    return x
 
 
 def attention_weights(model: keras.Model, frames, idxs, block: int = 0,
@@ -481,8 +517,7 @@ def attention_weights(model: keras.Model, frames, idxs, block: int = 0,
         raise ValueError(f"block={block} is not valid; the model has {len(layers)} blocks")
     idxs = tf.constant(np.asarray(idxs, np.float32)[None])
     mask, x = embed(model, np.asarray(frames, np.float32)[None], idxs)
-    for earlier in layers[:block]:
-        x = earlier(x, mask, training=False)
+    x = run_blocks(model, x, mask, upto=block)
     mha = layers[block].mha
     q, k = mha.split_heads(mha.wq(x)), mha.split_heads(mha.wk(x))
     T = int(x.shape[1])

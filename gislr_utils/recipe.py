@@ -31,9 +31,10 @@ def train_run(prepared, cfg, run_dir, strategy="one", verbose=1):
     split = training.split_rows(prepared, cfg)
     keras.utils.set_random_seed(cfg.seed)
     stats = statistics.compute_stats(prepared.X, rows=split["train"])
-    with training.get_strategy(strategy).scope():
-        net = training.compile_model(model.build_model(cfg, stats), cfg)
     batches = training.BalancedSignBatches(prepared, split["train"], cfg)
+    with training.get_strategy(strategy).scope():
+        net = model.build_model(cfg, stats, steps_per_epoch=len(batches))
+        training.compile_model(net, cfg)
     work = run_dir / f"unfinished-{runs.key_of(spec)}"   # backup and log
     work.mkdir(parents=True, exist_ok=True)
     callbacks = [

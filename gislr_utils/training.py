@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
-from . import runs, statistics
+from . import augment, runs, statistics
 from ._tf import keras, tf
 from .config import ParameterError, RunConfig, show_path
 from .model import build_model, reseed_random_layers
@@ -92,7 +92,9 @@ class BalancedSignBatches(keras.utils.PyDataset):
     epoch, step])``: it depends only on the seed, the epoch and its number, so a resumed run,
     or one on several devices, draws the same batches (`EpochSeed` sets ``epoch``). Labels are
     one-hot over ``cfg.num_classes``. An epoch is ``len(rows) // batch_size`` steps, as the
-    seed's fit call.
+    seed's fit call. With ``cfg.augmentation`` (chapter 7), each batch is augmented by
+    `augment.augment_batch` (the winners' probabilities, `augment.PROBABILITIES`), drawn from
+    ``(seed, epoch, step)`` too: training batches only.
     """
 
     def __init__(self, prepared, rows, cfg: RunConfig):
@@ -109,7 +111,7 @@ class BalancedSignBatches(keras.utils.PyDataset):
         self.batch_size = len(self.signs) * self.n
         self.steps_per_epoch = max(1, len(rows) // self.batch_size)
         self.onehot = np.eye(cfg.num_classes, dtype=np.float32)[np.repeat(self.signs, self.n)]
-        self.epoch = 0
+        self.epoch, self.augmentation = 0, cfg.augmentation
 
     def __len__(self):
         return self.steps_per_epoch
@@ -121,8 +123,11 @@ class BalancedSignBatches(keras.utils.PyDataset):
 
     def __getitem__(self, step):
         rows = self.sample_rows(self.epoch, step)
-        inputs = {"frames": np.asarray(self.X[rows], np.float32),
-                  "non_empty_frame_idxs": np.asarray(self.idxs[rows], np.float32)}
+        frames, idxs = np.asarray(self.X[rows], np.float32), np.asarray(self.idxs[rows], np.float32)
+        if self.augmentation:
+            rng = np.random.default_rng([self.seed, self.epoch, step, 1])
+            frames, idxs = augment.augment_batch(frames, idxs, rng, augment.PROBABILITIES)
+        inputs = {"frames": frames, "non_empty_frame_idxs": idxs}
         return inputs, self.onehot.copy()      # a fresh array: TensorFlow may reuse its memory
 
 
