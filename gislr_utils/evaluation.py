@@ -170,10 +170,10 @@ def compare_with_seed(report: pd.DataFrame, confidence: float = 0.95) -> pd.Data
 
     `report`: the chapter's table of this run, index sign, columns ``f1-score``, ``support``,
     ``f1 low`` and ``f1 high`` (`sign_intervals`); the seed's intervals are `seed_intervals`.
-    Returns one row per shared sign: ``f1_run``, ``f1_run_low``, ``f1_run_high``, ``f1_seed``,
-    ``f1_seed_low``, ``f1_seed_high`` (NaN where the seed prints no support), ``difference``
-    (run - seed), ``beyond_chance`` (the two intervals do not overlap), ``support_run``,
-    ``support_seed``; sorted by difference. Signs whose seed F1 is damaged (NaN) are left out;
+    Returns one row per shared sign: ``f1 run``, ``f1 run low``, ``f1 run high``, ``f1 seed``,
+    ``f1 seed low``, ``f1 seed high`` (NaN where the seed prints no support), ``difference``
+    (run - seed), ``beyond chance`` (the two intervals do not overlap), ``clips run``,
+    ``clips seed``; sorted by difference. Signs whose seed F1 is damaged (NaN) are left out;
     how many is in ``attrs["seed_f1_missing"]``.
     """
     need = [c for c in ("f1-score", "support", "f1 low", "f1 high") if c not in report.columns]
@@ -184,15 +184,15 @@ def compare_with_seed(report: pd.DataFrame, confidence: float = 0.95) -> pd.Data
     if unknown:
         raise ValueError(f"signs {unknown[:5]} are not among the seed's 250 signs")
     seed_iv = seed_intervals(confidence).reindex(report.index)
-    out = pd.DataFrame({"f1_run": report["f1-score"].astype(float), "f1_run_low": report["f1 low"],
-                        "f1_run_high": report["f1 high"], "f1_seed": seed.loc[report.index, "f1"].astype(float),
-                        "f1_seed_low": seed_iv["f1 low"], "f1_seed_high": seed_iv["f1 high"]})
-    out["difference"] = out["f1_run"] - out["f1_seed"]
-    out["beyond_chance"] = (out["f1_run_high"] < out["f1_seed_low"]) | (out["f1_run_low"] > out["f1_seed_high"])
-    out["support_run"] = report["support"].astype(int)
-    out["support_seed"] = seed.loc[report.index, "support"]
-    missing = int(out["f1_seed"].isna().sum())
-    out = out.dropna(subset=["f1_seed"]).sort_values(["difference", "f1_seed"]).rename_axis("sign")
+    out = pd.DataFrame({"f1 run": report["f1-score"].astype(float), "f1 run low": report["f1 low"],
+                        "f1 run high": report["f1 high"], "f1 seed": seed.loc[report.index, "f1"].astype(float),
+                        "f1 seed low": seed_iv["f1 low"], "f1 seed high": seed_iv["f1 high"]})
+    out["difference"] = out["f1 run"] - out["f1 seed"]
+    out["beyond chance"] = (out["f1 run high"] < out["f1 seed low"]) | (out["f1 run low"] > out["f1 seed high"])
+    out["clips run"] = report["support"].astype(int)
+    out["clips seed"] = seed.loc[report.index, "support"]
+    missing = int(out["f1 seed"].isna().sum())
+    out = out.dropna(subset=["f1 seed"]).sort_values(["difference", "f1 seed"]).rename_axis("sign")
     out.attrs["seed_f1_missing"] = missing
     return out
 

@@ -252,16 +252,16 @@ def test_compare_with_seed_keeps_shared_signs_with_a_seed_f1():
     assert list(cmp.index) == ["hello", "airplane", "thankyou"]           # sorted by difference
     np.testing.assert_allclose(cmp["difference"], [2 / 3 - 0.69, 1.0 - 0.99, 1.0 - 0.53])
     assert cmp.attrs["seed_f1_missing"] == 1                               # eye: damaged
-    assert cmp.loc["thankyou", "support_seed"] == 52 and cmp.loc["thankyou", "support_run"] == 12
+    assert cmp.loc["thankyou", "clips seed"] == 52 and cmp.loc["thankyou", "clips run"] == 12
     seed_iv = ev.seed_intervals()
     for sign in cmp.index:
-        assert cmp.loc[sign, "f1_run_low"] == report.loc[sign, "f1 low"]
-        assert cmp.loc[sign, "f1_seed_high"] == seed_iv.loc[sign, "f1 high"]
+        assert cmp.loc[sign, "f1 run low"] == report.loc[sign, "f1 low"]
+        assert cmp.loc[sign, "f1 seed high"] == seed_iv.loc[sign, "f1 high"]
         apart = (report.loc[sign, "f1 high"] < seed_iv.loc[sign, "f1 low"]
                  or report.loc[sign, "f1 low"] > seed_iv.loc[sign, "f1 high"])
-        assert cmp.loc[sign, "beyond_chance"] == apart
+        assert cmp.loc[sign, "beyond chance"] == apart
     # 12 of 12 against the seed's 0.53 on 52 clips: beyond chance; 7 of 7 against 0.99: not
-    assert cmp.loc["thankyou", "beyond_chance"] and not cmp.loc["airplane", "beyond_chance"]
+    assert cmp.loc["thankyou", "beyond chance"] and not cmp.loc["airplane", "beyond chance"]
     with pytest.raises(ValueError, match="f1 low"):
         ev.compare_with_seed(report.drop(columns="f1 low"))
     with pytest.raises(ValueError, match="notasign"):

@@ -180,7 +180,7 @@ def plot_confusion(cm: pd.DataFrame, data: str | None = None, support=None) -> F
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
     _heatmap(ax, pd.DataFrame(shares, cm.index, cm.columns), cmap="Blues", vmin=0, vmax=1, mask=shares == 0,
              annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cbar_kws={"shrink": 0.8})
-    title = "most-confused signs (" + ("share of the sign's clips)" if support is not None else "row-normalised)")
+    title = "most-confused signs, " + ("share of the true sign's clips" if support is not None else "row-normalised")
     ax.set(xlabel="predicted sign", ylabel="true sign", title=title)
     ax.tick_params(labelsize=8)
     plt.setp(ax.get_xticklabels(), rotation=60, ha="right")
