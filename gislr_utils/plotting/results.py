@@ -139,21 +139,22 @@ def plot_f1_per_sign(report: pd.DataFrame, data: str | None = None, interval=Non
     f1 = report.loc[order, "f1-score"].astype(float)
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     ax.bar(np.arange(len(f1)), f1.to_numpy(), color=plt.get_cmap("RdYlGn")(f1.to_numpy()), width=1.0)
+    top = f1.to_numpy()                                     # where a sign's name goes
     if interval:
-        low, high = (report.loc[order, c].astype(float).to_numpy() for c in interval)
-        ax.errorbar(np.arange(len(f1)), f1.to_numpy(), yerr=[f1.to_numpy() - low, high - f1.to_numpy()],
-                    fmt="none", ecolor="0.25", elinewidth=0.8, capsize=0 if len(f1) > 40 else 2,
-                    label="interval")
+        low, top = (report.loc[order, c].astype(float).to_numpy() for c in interval)
+        ax.errorbar(np.arange(len(f1)), f1.to_numpy(), yerr=[f1.to_numpy() - low, top - f1.to_numpy()],
+                    fmt="none", ecolor="0.25", elinewidth=0.8 if len(f1) <= 40 else 0.3,
+                    capsize=2 if len(f1) <= 40 else 0, label="interval")
     ax.axhline(f1.mean(), color=COLORS["neutral"], ls="--", lw=0.9, label=f"macro F1 {f1.mean():.2f}")
-    ax.set(xlabel=f"{len(f1)} signs, sorted by F1", ylabel="F1", ylim=(0, 1.05),
-           title="F1 per sign")
+    ax.set(xlabel=f"{len(f1)} signs, sorted by F1", ylabel="F1", ylim=(0, 1.05 if len(f1) <= 40 else 1.3),
+           yticks=np.linspace(0, 1, 6), title="F1 per sign")
     ax.grid(axis="x", visible=False)
     if len(f1) <= 40:
         ax.set_xticks(np.arange(len(f1)), f1.index, rotation=90, fontsize=7.5)
     else:
         ax.set_xticks([])
         for rank in [*range(8), *range(len(f1) - 8, len(f1))]:
-            ax.annotate(f1.index[rank], (rank, f1.iloc[rank]), rotation=90, fontsize=6.5, xytext=(0, 3),
+            ax.annotate(f1.index[rank], (rank, top[rank]), rotation=90, fontsize=6.5, xytext=(0, 3),
                         textcoords="offset points", ha="center", va="bottom")
     ax.legend(loc="upper left")
     return _mark(fig, data)
