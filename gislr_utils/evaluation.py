@@ -44,7 +44,7 @@ def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> n
     return np.asarray(probs, dtype=np.float32)
 
 
-def wilson_interval(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(k, n, confidence: float = 0.95):
     """Wilson score interval of a proportion: ``k`` successes in ``n`` trials (arrays; chapter 5).
 
     The closed form of Wilson (1927), the interval ``scipy.stats.binomtest(k, n).proportion_ci(
@@ -57,12 +57,13 @@ def wilson_interval(k, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndar
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     if np.any(~np.isfinite(k) | ~np.isfinite(n)) or np.any((k < 0) | (k > n)):
         raise ValueError("k and n must be finite counts with 0 <= k <= n")
-    z2 = ndtri(0.5 + confidence / 2) ** 2
-    m = np.maximum(n, 1)                              # n == 0 is answered below
+    z2 = ndtri(0.5 + confidence / 2) ** 2        # z squared; 1.96**2 for 95%
+    m = np.maximum(n, 1)                         # n == 0 is answered below
     p = k / m
     centre = (p + z2 / (2 * m)) / (1 + z2 / m)
-    half = np.sqrt(z2 * p * (1 - p) / m + z2 * z2 / (4 * m * m)) / (1 + z2 / m)
-    low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    half = np.sqrt(z2 * p * (1 - p) / m + z2**2 / (4 * m**2)) / (1 + z2 / m)
+    low = np.clip(centre - half, 0, 1)
+    high = np.clip(centre + half, 0, 1)
     return np.where(n > 0, low, 0.0), np.where(n > 0, high, 1.0)
 
 
@@ -72,21 +73,25 @@ def sign_intervals(tp, fp, fn, confidence: float = 0.95) -> pd.DataFrame:
     ``tp``, ``fp``, ``fn``: clips of the sign found, clips of other signs taken for it, clips of
     it missed. Precision ``tp / (tp + fp)`` and recall ``tp / (tp + fn)`` get `wilson_interval`s;
     F1, their harmonic mean, grows with both, so the F1 of the two lower ends and of the two upper
-    ends bound it wherever both intervals hold: a conservative interval (at least
-    ``2 * confidence - 1``, Bonferroni). Columns ``precision low``, ``precision high``,
-    ``recall low``, ``recall high``, ``f1 low``, ``f1 high``; one row per sign, in the order of
-    the counts (with the index of ``tp`` when it is a Series).
+    ends bound it wherever both intervals hold: a conservative interval (of about
+    ``2 * confidence - 1`` or more, by Bonferroni; Wilson's own coverage is approximate).
+    Columns ``precision low``, ``precision high``, ``recall low``, ``recall high``, ``f1 low``,
+    ``f1 high``; one row per sign, in the order of the counts (with the index of ``tp`` when
+    it is a Series).
     """
     index = tp.index if isinstance(tp, pd.Series) else None
     tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
-    p_low, p_high = wilson_interval(tp, tp + fp, confidence)
-    r_low, r_high = wilson_interval(tp, tp + fn, confidence)
+    p_low, p_high = wilson_interval(tp, tp + fp, confidence)   # precision
+    r_low, r_high = wilson_interval(tp, tp + fn, confidence)   # recall
 
-    def f1(p, r):
-        return np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=p + r > 0)
-    return pd.DataFrame({"precision low": p_low, "precision high": p_high, "recall low": r_low,
-                         "recall high": r_high, "f1 low": f1(p_low, r_low), "f1 high": f1(p_high, r_high)},
-                        index=index)
+    def f1(p, r):                                # 0 where p + r == 0
+        return np.divide(2 * p * r, p + r, out=np.zeros_like(p),
+                         where=p + r > 0)
+    return pd.DataFrame({
+        "precision low": p_low, "precision high": p_high,
+        "recall low": r_low, "recall high": r_high,
+        "f1 low": f1(p_low, r_low), "f1 high": f1(p_high, r_high)},
+        index=index)
 
 
 def write_metrics(path, metrics: dict, seed: int | None = None, preset: str | None = None, **extra) -> Path:
