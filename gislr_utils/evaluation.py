@@ -1,21 +1,24 @@
-"""Evaluating a trained model: predictions, per-sign report, top-k, confusions, metrics.json (chapter 5).
+"""Evaluating a trained model (chapter 5): predictions, intervals of per-sign numbers, metrics.json,
+and the seed report's own results.
 
-All metrics are computed on the held-out participants' clips with scikit-learn, for the signs present
-in the evaluated labels (a data set holding only some of the 250 signs reports only those).
+Chapter 5 computes its report in its own cells with scikit-learn (``classification_report``,
+``top_k_accuracy_score``, ``f1_score``, ``confusion_matrix``); this module holds what other
+chapters and the tests reuse: `predict`, the Wilson intervals of proportions (`wilson_interval`,
+`sign_intervals`), `write_metrics`, and the seed's per-sign report and class counts as data.
 """
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix, f1_score, top_k_accuracy_score
+from scipy.special import ndtri
 
 from . import config as _config
+from . import runs
 from .model import reseed_random_layers
 
 REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_val", "n_classes_present")
@@ -41,138 +44,59 @@ def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> n
     return np.asarray(probs, dtype=np.float32)
 
 
-def _check(y_true, **arrays):
-    """`y_true` as int64 sign indices, and each of `arrays` (probs, y_pred, participant_id) as an
-    array with one row per clip; a ValueError names the array that does not fit."""
-    y_true = np.asarray(y_true).astype(np.int64)
-    if y_true.ndim != 1 or y_true.size == 0:
-        raise ValueError(f"y_true must be a non-empty 1-D array of sign indices, got shape {y_true.shape}")
-    out = [y_true]
-    for name, arr in arrays.items():
-        arr = np.asarray(arr)
-        two_d = name == "probs"
-        if arr.ndim != 1 + two_d or len(arr) != y_true.size:
-            raise ValueError(f"{name} must be {'[n, num_classes]' if two_d else '[n]'} with n = {y_true.size} "
-                             f"(one per label of y_true), got shape {arr.shape}")
-        out.append(arr.astype(np.int64) if name == "y_pred" else arr)
-    if "probs" in arrays and not 0 <= y_true.min() <= y_true.max() < out[1].shape[1]:
-        raise ValueError(f"labels {y_true.min()}..{y_true.max()} outside [0, {out[1].shape[1]})")
-    return out
+def wilson_interval(k, n, confidence: float = 0.95):
+    """Wilson score interval of a proportion: ``k`` successes in ``n`` trials (arrays; chapter 5).
 
-
-def sign_name(label: int) -> str:
-    """The sign of a prediction index (``config.INDEX_TO_SIGN``)."""
-    return _config.INDEX_TO_SIGN[int(label)]
-
-
-def top_k_accuracy(y_true, probs, k: int) -> float:
-    """Fraction of clips whose true sign is among the ``k`` most probable (sklearn ``top_k_accuracy_score``)."""
-    y_true, probs = _check(y_true, probs=probs)
-    return float(top_k_accuracy_score(y_true, probs, k=k, labels=np.arange(probs.shape[1])))
-
-
-def classification_report_df(y_true, y_pred) -> pd.DataFrame:
-    """sklearn ``classification_report`` per sign as a DataFrame, for the signs present in ``y_true``.
-
-    Index: sign name; columns: label, precision, recall, f1-score, support; sorted by label.
-    Predictions of signs absent from ``y_true`` count as errors (lower recall) but get no row.
+    The closed form of Wilson (1927), the interval ``scipy.stats.binomtest(k, n).proportion_ci(
+    method="wilson")`` gives, for many proportions at once: with ``p = k / n`` and ``z`` the
+    normal quantile of ``confidence``, ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``.
+    Where ``n == 0`` nothing is known: ``(0, 1)``. Returns (low, high) as float arrays.
     """
-    y_true, y_pred = _check(y_true, y_pred=y_pred)
-    present = np.unique(y_true)
-    rep = classification_report(y_true, y_pred, labels=present, target_names=[sign_name(s) for s in present],
-                                output_dict=True, zero_division=0)
-    df = pd.DataFrame({sign_name(s): rep[sign_name(s)] for s in present}).T
-    df.insert(0, "label", present)
-    df["support"] = df["support"].astype(int)
-    df.index.name = "sign"
-    return df
+    k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if np.any(~np.isfinite(k) | ~np.isfinite(n)) or np.any((k < 0) | (k > n)):
+        raise ValueError("k and n must be finite counts with 0 <= k <= n")
+    z2 = ndtri(0.5 + confidence / 2) ** 2        # z squared; 1.96**2 for 95%
+    m = np.maximum(n, 1)                         # n == 0 is answered below
+    p = k / m
+    centre = (p + z2 / (2 * m)) / (1 + z2 / m)
+    half = np.sqrt(z2 * p * (1 - p) / m + z2**2 / (4 * m**2)) / (1 + z2 / m)
+    low = np.clip(centre - half, 0, 1)
+    high = np.clip(centre + half, 0, 1)
+    return np.where(n > 0, low, 0.0), np.where(n > 0, high, 1.0)
 
 
-def summary_metrics(y_true, probs) -> dict:
-    """accuracy, top5, top10, macro_f1, weighted_f1 (over present signs), n_val, n_classes_present."""
-    y_true, probs = _check(y_true, probs=probs)
-    y_pred = probs.argmax(axis=1)
-    present = np.unique(y_true)
-    return {
-        "accuracy": float(np.mean(y_pred == y_true)),
-        **{f"top{k}": top_k_accuracy(y_true, probs, k) for k in (5, 10)},
-        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=present, average="weighted", zero_division=0)),
-        "n_val": int(y_true.size),
-        "n_classes_present": int(present.size),
-    }
+def sign_intervals(tp, fp, fn, confidence: float = 0.95) -> pd.DataFrame:
+    """Intervals of each sign's precision, recall and F1 from its counts (chapter 5).
 
-
-def per_participant_accuracy(y_true, y_pred, participant_id) -> pd.DataFrame:
-    """Clips and top-1 accuracy per participant (columns participant_id, n_clips, accuracy)."""
-    y_true, y_pred, pid = _check(y_true, y_pred=y_pred, participant_id=participant_id)
-    df = pd.DataFrame({"participant_id": pid, "correct": y_pred == y_true})
-    return df.groupby("participant_id")["correct"].agg(n_clips="size", accuracy="mean").reset_index()
-
-
-def most_confused_pairs(y_true, y_pred, top: int = 10) -> pd.DataFrame:
-    """The ``top`` most frequent (true sign, predicted sign) errors.
-
-    Columns: true, predicted (sign names), true_label, predicted_label, count, rate (count / clips of
-    the true sign). Sorted by count, then rate, then labels.
+    ``tp``, ``fp``, ``fn``: clips of the sign found, clips of other signs taken for it, clips of
+    it missed. Precision ``tp / (tp + fp)`` and recall ``tp / (tp + fn)`` get `wilson_interval`s;
+    F1, their harmonic mean, grows with both, so the F1 of the two lower ends and of the two upper
+    ends bound it wherever both intervals hold: a conservative interval (of about
+    ``2 * confidence - 1`` or more, by Bonferroni; Wilson's own coverage is approximate).
+    Columns ``precision low``, ``precision high``, ``recall low``, ``recall high``, ``f1 low``,
+    ``f1 high``; one row per sign, in the order of the counts (with the index of ``tp`` when
+    it is a Series).
     """
-    y_true, y_pred = _check(y_true, y_pred=y_pred)
-    wrong = y_true != y_pred
-    support = pd.Series(y_true).value_counts()
-    pairs = (pd.DataFrame({"true_label": y_true[wrong], "predicted_label": y_pred[wrong]})
-             .value_counts().rename("count").reset_index())
-    pairs["rate"] = pairs["count"] / support.loc[pairs["true_label"]].to_numpy()
-    pairs = pairs.sort_values(["count", "rate", "true_label", "predicted_label"],
-                              ascending=[False, False, True, True]).head(top).reset_index(drop=True)
-    pairs.insert(0, "true", [sign_name(s) for s in pairs["true_label"]])
-    pairs.insert(1, "predicted", [sign_name(s) for s in pairs["predicted_label"]])
-    return pairs[["true", "predicted", "true_label", "predicted_label", "count", "rate"]]
+    index = tp.index if isinstance(tp, pd.Series) else None
+    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
+    p_low, p_high = wilson_interval(tp, tp + fp, confidence)   # precision
+    r_low, r_high = wilson_interval(tp, tp + fn, confidence)   # recall
 
-
-def confused_signs_matrix(y_true, y_pred, n_signs: int = 10) -> pd.DataFrame:
-    """Confusion counts among the signs of the most-confused pairs, for a heatmap.
-
-    Takes signs from `most_confused_pairs` in order until ``n_signs`` distinct ones are collected and
-    returns their confusion sub-matrix (rows: true sign, columns: predicted sign, names as labels).
-    Empty (0 x 0) when there are no errors.
-    """
-    y_true, y_pred = _check(y_true, y_pred=y_pred)
-    pairs = most_confused_pairs(y_true, y_pred, top=len(y_true))
-    chosen = [int(s) for s in pd.unique(pairs[["true_label", "predicted_label"]].to_numpy().ravel())[:n_signs]]
-    cm = confusion_matrix(y_true, y_pred, labels=chosen) if chosen else np.zeros((0, 0), dtype=int)
-    names = [sign_name(s) for s in chosen]
-    return pd.DataFrame(cm, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
-
-
-@dataclass
-class Evaluation:
-    """Everything chapter 5 shows about one model on one set of clips."""
-    probs: np.ndarray
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    metrics: dict
-    report: pd.DataFrame
-    per_participant: pd.DataFrame | None
-    confused_pairs: pd.DataFrame
-
-
-def evaluate(model, X, idxs, y, participant_id=None, batch_size: int = 256, top_pairs: int = 10,
-             seed: int | None = None) -> Evaluation:
-    """Predict and compute all metrics and tables of chapter 5 for clips ``X, idxs`` with labels ``y``.
-
-    ``seed`` as in `predict` (it matters only for a model that is random at inference).
-    """
-    probs = predict(model, X, idxs, batch_size=batch_size, seed=seed)
-    y_true, probs = _check(y, probs=probs)
-    y_pred = probs.argmax(axis=1)
-    per_part = per_participant_accuracy(y_true, y_pred, participant_id) if participant_id is not None else None
-    return Evaluation(probs=probs, y_true=y_true, y_pred=y_pred, metrics=summary_metrics(y_true, probs),
-                      report=classification_report_df(y_true, y_pred), per_participant=per_part,
-                      confused_pairs=most_confused_pairs(y_true, y_pred, top=top_pairs))
+    def f1(p, r):                                # 0 where p + r == 0
+        return np.divide(2 * p * r, p + r, out=np.zeros_like(p),
+                         where=p + r > 0)
+    return pd.DataFrame({
+        "precision low": p_low, "precision high": p_high,
+        "recall low": r_low, "recall high": r_high,
+        "f1 low": f1(p_low, r_low), "f1 high": f1(p_high, r_high)},
+        index=index)
 
 
 def write_metrics(path, metrics: dict, seed: int | None = None, preset: str | None = None, **extra) -> Path:
-    """Write ``metrics.json`` (metrics plus seed, preset and ``extra``); fails if a required key is missing.
+    """Write ``metrics.json`` (metrics plus seed, preset and ``extra``) atomically (`runs.write_text`);
+    fails if a required key of `REQUIRED_METRICS` is missing.
 
     NumPy numbers and arrays are written as JSON numbers and lists.
     """
@@ -180,10 +104,7 @@ def write_metrics(path, metrics: dict, seed: int | None = None, preset: str | No
     if missing:
         raise ValueError(f"{path}: metrics lack {missing}; required: {list(REQUIRED_METRICS)}")
     out = {**metrics, "seed": seed, "preset": preset, **extra}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, sort_keys=True, default=_plain) + "\n")
-    return path
+    return runs.write_text(path, json.dumps(out, indent=2, sort_keys=True, default=_plain) + "\n")
 
 
 def _plain(v):
@@ -235,26 +156,49 @@ def seed_reference_averages() -> pd.DataFrame:
     return df.rename_axis("average")[["precision", "recall", "f1", "support"]]
 
 
-def compare_with_seed(report: pd.DataFrame) -> pd.DataFrame:
-    """This run's F1 per sign beside the seed's, for the signs both have a value for (chapter 5).
-
-    `report` is :func:`classification_report_df`'s table (index sign, column ``f1-score``).
-    Returns one row per shared sign with ``f1_run``, ``f1_seed``, ``difference`` (run - seed),
-    ``support_run`` and ``support_seed``, sorted by difference. Signs whose seed F1 is damaged
-    (NaN) are left out; how many is in ``attrs["seed_f1_missing"]``.
+def seed_intervals(confidence: float = 0.95) -> pd.DataFrame:
+    """`sign_intervals` of the seed report's signs (chapter 5), from counts rebuilt from its printed
+    two-decimal rates (so approximately): clips found ``round(recall * support)``, clips predicted
+    as the sign ``round(found / precision)``. Index: sign; the damaged signs that lack a
+    precision, recall or support are left out.
     """
-    if "f1-score" not in report.columns:
-        raise ValueError("report must be classification_report_df's table (column 'f1-score')")
+    seed = seed_reference()[["precision", "recall", "support"]].astype(float).dropna()
+    seed = seed[seed["precision"] > 0]
+    found = (seed["recall"] * seed["support"]).round()
+    predicted = (found / seed["precision"]).round().clip(lower=found)
+    return sign_intervals(found, predicted - found, seed["support"] - found, confidence)
+
+
+def compare_with_seed(report: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """This run's F1 per sign beside the seed's, each with its interval, for the signs both have
+    an F1 for (chapter 5).
+
+    `report`: the chapter's table of this run, index sign, columns ``f1-score``, ``support``,
+    ``f1 low`` and ``f1 high`` (`sign_intervals`); the seed's intervals are `seed_intervals`.
+    Returns one row per shared sign: ``f1 run``, ``f1 run low``, ``f1 run high``, ``f1 seed``,
+    ``f1 seed low``, ``f1 seed high`` (NaN where the seed prints no support), ``difference``
+    (run - seed), ``beyond chance`` (the two intervals do not overlap), ``clips run``,
+    ``clips seed``; sorted by difference. Signs whose seed F1 is damaged (NaN) are left out;
+    how many is in ``attrs["seed_f1_missing"]``.
+    """
+    need = [c for c in ("f1-score", "support", "f1 low", "f1 high") if c not in report.columns]
+    if need:
+        raise ValueError(f"report lacks the column(s) {need} (chapter 5's per-sign table)")
     seed = seed_reference()
     unknown = sorted(set(report.index) - set(seed.index))
     if unknown:
         raise ValueError(f"signs {unknown[:5]} are not among the seed's 250 signs")
-    f1_run, f1_seed = report["f1-score"].astype(float), seed.loc[report.index, "f1"].astype(float)
-    out = pd.DataFrame({"f1_run": f1_run, "f1_seed": f1_seed, "difference": f1_run - f1_seed,
-                        "support_run": report["support"].astype(int),
-                        "support_seed": seed.loc[report.index, "support"]})
-    out = out.dropna(subset=["f1_seed"]).sort_values(["difference", "f1_seed"]).rename_axis("sign")
-    out.attrs["seed_f1_missing"] = int(f1_seed.isna().sum())
+    seed_iv = seed_intervals(confidence).reindex(report.index)
+    out = pd.DataFrame({"f1 run": report["f1-score"].astype(float), "f1 run low": report["f1 low"],
+                        "f1 run high": report["f1 high"], "f1 seed": seed.loc[report.index, "f1"].astype(float),
+                        "f1 seed low": seed_iv["f1 low"], "f1 seed high": seed_iv["f1 high"]})
+    out["difference"] = out["f1 run"] - out["f1 seed"]
+    out["beyond chance"] = (out["f1 run high"] < out["f1 seed low"]) | (out["f1 run low"] > out["f1 seed high"])
+    out["clips run"] = report["support"].astype(int)
+    out["clips seed"] = seed.loc[report.index, "support"]
+    missing = int(out["f1 seed"].isna().sum())
+    out = out.dropna(subset=["f1 seed"]).sort_values(["difference", "f1 seed"]).rename_axis("sign")
+    out.attrs["seed_f1_missing"] = missing
     return out
 
 

@@ -18,12 +18,6 @@ def _tiny_model(**settings):
     return build_model(config.resolve("classroom", **{**tiny, **settings}))
 
 
-def _probs(n, c=250, seed=0):
-    rng = np.random.default_rng(seed)
-    p = rng.random((n, c))
-    return p / p.sum(axis=1, keepdims=True)
-
-
 def _f1_by_hand(y, yp, label):
     tp = np.sum((y == label) & (yp == label))
     fp = np.sum((y != label) & (yp == label))
@@ -33,122 +27,129 @@ def _f1_by_hand(y, yp, label):
     return (2 * prec * rec / (prec + rec) if prec + rec else 0.0), prec, rec
 
 
-def test_top_k_matches_argsort():
-    rng = np.random.default_rng(1)
-    probs = _probs(40)
-    y = rng.integers(0, 250, 40)
-    # make some true labels rank high so that the counts are not trivially 0
-    probs[:10, y[:10]] += 0.5
-    probs /= probs.sum(axis=1, keepdims=True)
-    order = np.argsort(-probs, axis=1)
-    for k in (1, 5, 10):
-        expected = np.mean([y[i] in order[i, :k] for i in range(len(y))])
-        assert ev.top_k_accuracy(y, probs, k) == pytest.approx(expected)
-    assert ev.top_k_accuracy(y, probs, 1) == pytest.approx(np.mean(probs.argmax(1) == y))
+def _hmean(p, r):
+    return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def test_summary_metrics_against_hand_computation():
-    y = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 5])
-    yp = np.array([0, 0, 1, 1, 2, 2, 2, 0, 2, 7])       # 7 is predicted but absent from y
-    probs = np.full((len(y), 250), 1e-4)
-    probs[np.arange(len(y)), yp] = 0.9
-    m = ev.summary_metrics(y, probs)
-    present = np.unique(y)
-    f1s = np.array([_f1_by_hand(y, yp, s)[0] for s in present])
-    support = np.array([np.sum(y == s) for s in present])
-    assert m["accuracy"] == pytest.approx(6 / 10)
-    assert m["macro_f1"] == pytest.approx(f1s.mean())
-    assert m["weighted_f1"] == pytest.approx((f1s * support).sum() / support.sum())
-    assert m["n_val"] == 10 and m["n_classes_present"] == 4
-    assert m["top5"] >= m["accuracy"] and m["top10"] >= m["top5"]
+def test_wilson_interval_is_scipys():
+    """The closed form agrees with scipy's binomtest(...).proportion_ci(method="wilson")."""
+    from scipy.stats import binomtest
+    k = np.array([0, 1, 3, 6, 0, 5, 17, 57, 1, 250])
+    n = np.array([1, 1, 6, 6, 6, 9, 40, 57, 300, 250])
+    for confidence in (0.95, 0.9, 0.5):
+        low, high = ev.wilson_interval(k, n, confidence)
+        want = np.array([tuple(binomtest(int(a), int(b)).proportion_ci(confidence, method="wilson"))
+                         for a, b in zip(k, n)])
+        np.testing.assert_allclose(low, want[:, 0], atol=1e-12)
+        np.testing.assert_allclose(high, want[:, 1], atol=1e-12)
+    low, high = ev.wilson_interval(6, 6)
+    assert low == pytest.approx(0.6097, abs=1e-4) and high == 1.0     # 6 of 6 is not [1, 1]
+    low, high = ev.wilson_interval([0, 2], [0, 4])                      # no trials: nothing known
+    assert list(low) == [0.0, pytest.approx(0.15, abs=0.01)] and high[0] == 1.0
 
 
-def test_classification_report_present_signs_only():
-    y = np.array([3, 3, 3, 9, 9, 249])
-    yp = np.array([3, 9, 3, 9, 100, 249])               # 100 absent from y: an error, no row
-    rep = ev.classification_report_df(y, yp)
-    assert list(rep.index) == [INDEX_TO_SIGN[3], INDEX_TO_SIGN[9], INDEX_TO_SIGN[249]]
-    assert list(rep["label"]) == [3, 9, 249]
-    assert list(rep["support"]) == [3, 2, 1]
-    for _sign, row in rep.iterrows():
-        f1, prec, rec = _f1_by_hand(y, yp, row["label"])
-        assert row["precision"] == pytest.approx(prec)
-        assert row["recall"] == pytest.approx(rec)
-        assert row["f1-score"] == pytest.approx(f1)
-    assert rep.loc[INDEX_TO_SIGN[9], "recall"] == pytest.approx(0.5)
-    assert rep.loc[INDEX_TO_SIGN[9], "precision"] == pytest.approx(0.5)
+def test_wilson_interval_refuses_what_is_not_a_count():
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        ev.wilson_interval([3], [2])
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        ev.wilson_interval([-1], [2])
+    with pytest.raises(ValueError, match="finite"):
+        ev.wilson_interval([np.nan], [2])
+    with pytest.raises(ValueError, match="confidence"):
+        ev.wilson_interval([1], [2], confidence=1.0)
 
 
-def test_per_participant_accuracy():
-    y = np.array([1, 1, 2, 2, 3, 3, 3])
-    yp = np.array([1, 0, 2, 2, 0, 0, 3])
-    pid = np.array([7, 7, 7, 9, 9, 9, 9])
-    df = ev.per_participant_accuracy(y, yp, pid).set_index("participant_id")
-    assert df.loc[7, "n_clips"] == 3 and df.loc[7, "accuracy"] == pytest.approx(2 / 3)
-    assert df.loc[9, "n_clips"] == 4 and df.loc[9, "accuracy"] == pytest.approx(2 / 4)
-    with pytest.raises(ValueError, match="participant_id"):
-        ev.per_participant_accuracy(y, yp, pid[:-1])
+def test_sign_intervals_from_sklearns_counts():
+    """Precision and recall intervals of each sign are Wilson's of its own counts (from sklearn's
+    multilabel confusion matrix), and the F1 interval, from their ends, holds the sign's F1."""
+    from scipy.stats import binomtest
+    from sklearn.metrics import multilabel_confusion_matrix
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 8, 120)
+    yp = np.where(rng.random(120) < 0.7, y, rng.integers(0, 9, 120))   # 8 is never a true sign
+    signs = np.unique(y)
+    counts = multilabel_confusion_matrix(y, yp, labels=signs)
+    tp, fp, fn = counts[:, 1, 1], counts[:, 0, 1], counts[:, 1, 0]
+    iv = ev.sign_intervals(tp, fp, fn)
+    assert list(iv.columns) == ["precision low", "precision high", "recall low", "recall high",
+                                "f1 low", "f1 high"]
+    for i, s in enumerate(signs):
+        f1, prec, rec = _f1_by_hand(y, yp, s)
+        found, predicted, clips = np.sum((y == s) & (yp == s)), np.sum(yp == s), np.sum(y == s)
+        p_ci = binomtest(int(found), int(predicted)).proportion_ci(method="wilson")
+        r_ci = binomtest(int(found), int(clips)).proportion_ci(method="wilson")
+        np.testing.assert_allclose(iv.iloc[i, :4], [*p_ci, *r_ci], atol=1e-12)
+        assert iv["f1 low"].iloc[i] == pytest.approx(_hmean(p_ci[0], r_ci[0]))
+        assert iv["f1 high"].iloc[i] == pytest.approx(_hmean(p_ci[1], r_ci[1]))
+        assert iv["f1 low"].iloc[i] <= f1 <= iv["f1 high"].iloc[i]
+        assert iv["precision low"].iloc[i] <= prec <= iv["precision high"].iloc[i]
+    # a sign never predicted: precision unknown (0, 1), F1 from 0 to the F1 of (1, recall high)
+    never = ev.sign_intervals([0], [0], [6])
+    assert never.iloc[0, :2].tolist() == [0.0, 1.0] and never["f1 low"].iloc[0] == 0.0
+    r_high = binomtest(0, 6).proportion_ci(method="wilson").high
+    assert never["f1 high"].iloc[0] == pytest.approx(_hmean(1.0, r_high))
+    named = ev.sign_intervals(pd.Series([2, 3], index=["a", "b"]), [0, 1], [1, 0])
+    assert list(named.index) == ["a", "b"]
 
 
-def test_most_confused_pairs_and_matrix():
-    # true 5 -> predicted 6 three times (of 4 clips), 6 -> 5 once (of 2), 8 -> 6 once (of 1)
-    y = np.array([5, 5, 5, 5, 6, 6, 8, 9])
-    yp = np.array([6, 6, 6, 5, 5, 6, 6, 9])
-    pairs = ev.most_confused_pairs(y, yp, top=10)
-    assert list(zip(pairs["true_label"], pairs["predicted_label"], pairs["count"])) == \
-        [(5, 6, 3), (8, 6, 1), (6, 5, 1)]                 # ties on count broken by higher rate
-    assert list(pairs["rate"]) == pytest.approx([3 / 4, 1.0, 1 / 2])
-    assert pairs.loc[0, "true"] == INDEX_TO_SIGN[5] and pairs.loc[0, "predicted"] == INDEX_TO_SIGN[6]
-    assert len(ev.most_confused_pairs(y, yp, top=2)) == 2
+def test_chapter_5_figures_draw_the_intervals_and_the_recall():
+    """The F1 figure's whiskers are the intervals given; the confusion heatmap divided by each sign's
+    clips has the recall on its diagonal, also when clips went to signs outside the figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.collections import LineCollection, QuadMesh
+    from sklearn.metrics import confusion_matrix, recall_score
 
-    cm = ev.confused_signs_matrix(y, yp, n_signs=3)
-    names = [INDEX_TO_SIGN[s] for s in (5, 6, 8)]
-    assert list(cm.index) == names and list(cm.columns) == names
-    expected = np.array([[np.sum((y == a) & (yp == b)) for b in (5, 6, 8)] for a in (5, 6, 8)])
-    np.testing.assert_array_equal(cm.to_numpy(), expected)
-    assert ev.confused_signs_matrix(y, y).shape == (0, 0)   # no errors, nothing to show
+    from gislr_utils import plotting
+    tp, fp, fn = np.array([6, 2, 4]), np.array([0, 3, 1]), np.array([0, 4, 2])
+    report = ev.sign_intervals(tp, fp, fn).set_axis(["a", "b", "c"]).assign(
+        **{"f1-score": 2 * tp / (2 * tp + fp + fn)})
+    ax = plotting.plot_f1_per_sign(report, interval=("f1 low", "f1 high")).axes[0]
+    (whiskers,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    order = report["f1-score"].sort_values().index                       # b, c, a
+    ends = np.array([seg[:, 1] for seg in whiskers.get_segments()])
+    np.testing.assert_allclose(ends, report.loc[order, ["f1 low", "f1 high"]].to_numpy())
+    with pytest.raises(ValueError, match="f1 high"):
+        plotting.plot_f1_per_sign(report.drop(columns="f1 high"), interval=("f1 low", "f1 high"))
+
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    yp = np.array([0, 0, 1, 2, 1, 1, 0, 2, 2, 2])          # sign 2 is left out of the figure below
+    cm = pd.DataFrame(confusion_matrix(y, yp, labels=[0, 1, 2]))
+    support = cm.sum(axis=1)
+    ax = plotting.plot_confusion(cm.loc[[0, 1], [0, 1]], support=support[[0, 1]]).axes[0]
+    (heat,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    shares = heat.get_array().filled(0).reshape(2, 2)
+    np.testing.assert_allclose(np.diag(shares), recall_score(y, yp, labels=[0, 1], average=None))
+    np.testing.assert_allclose(shares[0], [2 / 4, 1 / 4])               # one clip of 0 went to 2
+    with pytest.raises(ValueError, match="support"):
+        plotting.plot_confusion(cm.loc[[0, 1], [0, 1]], support=[1, 1])   # fewer than the row holds
 
 
 def test_write_metrics(tmp_path):
-    y = np.array([0, 1, 1, 2])
-    m = ev.summary_metrics(y, _probs(4))
+    m = dict(accuracy=0.5, top5=0.75, top10=1.0, macro_f1=0.4, weighted_f1=0.45, n_val=4,
+             n_classes_present=3)
     path = ev.write_metrics(tmp_path / "sub" / "metrics.json", m, seed=3, preset="classroom", epochs=2)
     data = json.loads(path.read_text())
-    for key in ev.REQUIRED_METRICS + ("seed", "preset"):
-        assert key in data
-    assert data["seed"] == 3 and data["preset"] == "classroom" and data["epochs"] == 2
-    assert data["accuracy"] == pytest.approx(m["accuracy"])
+    assert data == {**m, "seed": 3, "preset": "classroom", "epochs": 2}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.json"]   # no temporary left
     bad = dict(m)
     del bad["top5"]
     with pytest.raises(ValueError, match="top5"):
         ev.write_metrics(tmp_path / "m.json", bad)
+    assert not (tmp_path / "m.json").exists()
     # NumPy numbers and arrays become JSON numbers and lists; other objects are refused
     path = ev.write_metrics(tmp_path / "np.json", {**m, "n_val": np.int64(4), "top5": np.float32(0.5)},
                             participants=np.array([3, 7]), ok=np.bool_(True))
     data = json.loads(path.read_text())
     assert data["n_val"] == 4 and data["top5"] == 0.5 and data["participants"] == [3, 7] and data["ok"] is True
+    path.write_text("the old file")
     with pytest.raises(TypeError, match="set"):
-        ev.write_metrics(tmp_path / "bad.json", m, participants={3, 7})
+        ev.write_metrics(path, m, participants={3, 7})
+    assert path.read_text() == "the old file"           # a failed write leaves the old file whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["np.json", "sub"]
 
 
-def test_bad_inputs():
-    with pytest.raises(ValueError, match="probs"):
-        ev.summary_metrics(np.array([0, 1]), _probs(3))
-    with pytest.raises(ValueError, match=r"probs must be \[n, num_classes\] with n = 2"):
-        ev.summary_metrics(np.array([0, 1]), _probs(2)[0])
-    with pytest.raises(ValueError, match="outside"):
-        ev.top_k_accuracy(np.array([0, 300]), _probs(2), 5)
-    with pytest.raises(ValueError, match="outside"):
-        ev.top_k_accuracy(np.array([-1, 3]), _probs(2), 5)
-    with pytest.raises(ValueError, match="y_pred"):
-        ev.classification_report_df(np.array([0, 1]), np.array([0]))
-    with pytest.raises(ValueError, match="y_pred"):
-        ev.most_confused_pairs(np.array([0, 1]), np.array([[0, 1]]))
-    with pytest.raises(ValueError, match="y_true"):
-        ev.summary_metrics(np.array([], int), _probs(0))
-
-
-def test_predict_and_evaluate_with_a_tiny_model():
+def test_predict_with_a_tiny_model():
     model = _tiny_model(attention_mask="keys")
     rng = np.random.default_rng(0)
     X = rng.random((5, 64, 66, 3), dtype=np.float32)
@@ -158,19 +159,16 @@ def test_predict_and_evaluate_with_a_tiny_model():
     assert probs.shape == (5, 250) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(probs, ev.predict(model, X, idxs, batch_size=5), rtol=1e-5, atol=1e-7)
-    y = np.array([0, 1, 2, 3, 4])
-    out = ev.evaluate(model, X, idxs, y, participant_id=np.array([1, 1, 2, 2, 2]))
-    assert out.metrics["n_val"] == 5 and out.metrics["n_classes_present"] == 5
-    assert out.metrics["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))
-    assert list(out.per_participant["n_clips"]) == [2, 3]
+    np.testing.assert_allclose(probs, model([X, idxs], training=False).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="same length"):
         ev.predict(model, X, idxs[:3])
 
 
 def test_seeded_predictions_of_a_model_random_at_inference(tmp_path):
-    """The seed preset drops frames at inference; a seed makes predictions repeatable, also after loading."""
-    from gislr_utils.model import load_model
-    model = _tiny_model(attention_mask="seed", frame_drop_at_inference=True)
+    """The seed preset drops frames at inference; a seed makes predictions repeatable, also after loading
+    (a run keeps its weights; `training.load_run` builds the model again and loads them)."""
+    settings = dict(attention_mask="seed", frame_drop_at_inference=True)
+    model = _tiny_model(**settings)
     rng = np.random.default_rng(1)
     X = rng.random((6, 64, 66, 3), dtype=np.float32)
     idxs = np.tile(np.arange(64, dtype=np.float32), (6, 1))
@@ -178,8 +176,10 @@ def test_seeded_predictions_of_a_model_random_at_inference(tmp_path):
     assert not np.allclose(a, ev.predict(model, X, idxs))          # unseeded: a new random draw
     np.testing.assert_array_equal(a, ev.predict(model, X, idxs, seed=3))
     assert not np.allclose(a, ev.predict(model, X, idxs, seed=4))
-    model.save(tmp_path / "m.keras")
-    np.testing.assert_allclose(a, ev.predict(load_model(tmp_path / "m.keras"), X, idxs, seed=3), rtol=1e-6, atol=1e-7)
+    model.save_weights(tmp_path / "model.weights.h5")
+    again = _tiny_model(**settings)
+    again.load_weights(tmp_path / "model.weights.h5")
+    np.testing.assert_allclose(a, ev.predict(again, X, idxs, seed=3), rtol=1e-6, atol=1e-7)
     assert ev.reseed_random_layers(model, 0) >= 1
 
 
@@ -257,17 +257,46 @@ def test_seed_reference_averages_and_the_intro_agree():
     assert ref.loc[["after", "yucky"], "f1"].max() < 0.40
 
 
+def test_seed_intervals_rebuild_the_seeds_counts():
+    """thankyou: precision 0.38, recall 0.90 of 52 clips -> 47 found of 124 predicted."""
+    from scipy.stats import binomtest
+    iv = ev.seed_intervals()
+    ref = ev.seed_reference()
+    complete = ref[["precision", "recall", "support"]].notna().all(axis=1)
+    assert set(iv.index) == set(ref.index[complete]) and "eye" not in iv.index and "find" not in iv.index
+    p_ci = binomtest(47, 124).proportion_ci(method="wilson")
+    r_ci = binomtest(47, 52).proportion_ci(method="wilson")
+    np.testing.assert_allclose(iv.loc["thankyou"].iloc[:4], [*p_ci, *r_ci], atol=1e-12)
+    # the rebuilt counts give back the printed rates (two decimals)
+    for sign in ("TV", "goose", "zipper", "person"):
+        p, r, s = ref.loc[sign, ["precision", "recall", "support"]].astype(float)
+        found = round(r * s)
+        assert abs(found / s - r) <= 0.005 and abs(found / round(found / p) - p) <= 0.006
+        assert iv.loc[sign, "recall low"] < r < iv.loc[sign, "recall high"]
+
+
 def test_compare_with_seed_keeps_shared_signs_with_a_seed_f1():
-    report = pd.DataFrame({"label": [113, 214, 72, 2], "f1-score": [0.5, 0.9, 0.4, 1.0],
-                           "support": [10, 12, 5, 7]},
+    # hello: 5 of 10 found, none taken from others; thankyou 12 of 12; eye: the seed's F1 is damaged
+    counts = pd.DataFrame({"tp": [5, 12, 2, 7], "fp": [0, 0, 1, 0], "fn": [5, 0, 3, 0]},
                           index=pd.Index(["hello", "thankyou", "eye", "airplane"], name="sign"))
+    report = ev.sign_intervals(counts["tp"], counts["fp"], counts["fn"]).assign(
+        **{"f1-score": [2 * 5 / 15, 1.0, 4 / 8, 1.0], "support": counts["tp"] + counts["fn"]})
     cmp = ev.compare_with_seed(report)
     assert list(cmp.index) == ["hello", "airplane", "thankyou"]           # sorted by difference
-    np.testing.assert_allclose(cmp["difference"], [0.5 - 0.69, 1.0 - 0.99, 0.9 - 0.53])
+    np.testing.assert_allclose(cmp["difference"], [2 / 3 - 0.69, 1.0 - 0.99, 1.0 - 0.53])
     assert cmp.attrs["seed_f1_missing"] == 1                               # eye: damaged
-    assert cmp.loc["thankyou", "support_seed"] == 52 and cmp.loc["thankyou", "support_run"] == 12
-    with pytest.raises(ValueError, match="f1-score"):
-        ev.compare_with_seed(report.drop(columns="f1-score"))
+    assert cmp.loc["thankyou", "clips seed"] == 52 and cmp.loc["thankyou", "clips run"] == 12
+    seed_iv = ev.seed_intervals()
+    for sign in cmp.index:
+        assert cmp.loc[sign, "f1 run low"] == report.loc[sign, "f1 low"]
+        assert cmp.loc[sign, "f1 seed high"] == seed_iv.loc[sign, "f1 high"]
+        apart = (report.loc[sign, "f1 high"] < seed_iv.loc[sign, "f1 low"]
+                 or report.loc[sign, "f1 low"] > seed_iv.loc[sign, "f1 high"])
+        assert cmp.loc[sign, "beyond chance"] == apart
+    # 12 of 12 against the seed's 0.53 on 52 clips: beyond chance; 7 of 7 against 0.99: not
+    assert cmp.loc["thankyou", "beyond chance"] and not cmp.loc["airplane", "beyond chance"]
+    with pytest.raises(ValueError, match="f1 low"):
+        ev.compare_with_seed(report.drop(columns="f1 low"))
     with pytest.raises(ValueError, match="notasign"):
         ev.compare_with_seed(report.rename(index={"hello": "notasign"}))
 

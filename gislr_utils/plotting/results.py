@@ -127,35 +127,45 @@ def plot_history(history: pd.DataFrame, data: str | None = None) -> Figure:
 # --------------------------------------------------------------------------------------------
 # Evaluation (chapter 5)
 # --------------------------------------------------------------------------------------------
-def plot_f1_per_sign(report: pd.DataFrame, data: str | None = None) -> Figure:
-    """F1 per sign, sorted, with the macro F1 (chapter 5); `report` is `evaluation.classification_report_df`.
+def plot_f1_per_sign(report: pd.DataFrame, data: str | None = None, interval=None) -> Figure:
+    """F1 per sign, sorted, with the macro F1 (chapter 5); `report` has one row per sign and a
+    column ``f1-score``; `interval`, a pair of its column names (low, high), adds each sign's
+    interval as an error bar.
 
     Up to 40 signs every sign is named; more (the 250 real signs): the 8 worst and 8 best.
     """
-    _need_columns(report, ["f1-score"], "report (evaluation.classification_report_df)")
-    f1 = report["f1-score"].astype(float).sort_values()
+    _need_columns(report, ["f1-score", *(interval or ())], "report")
+    order = report["f1-score"].astype(float).sort_values(kind="stable").index
+    f1 = report.loc[order, "f1-score"].astype(float)
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     ax.bar(np.arange(len(f1)), f1.to_numpy(), color=plt.get_cmap("RdYlGn")(f1.to_numpy()), width=1.0)
+    top = f1.to_numpy()                                     # where a sign's name goes
+    if interval:
+        low, top = (report.loc[order, c].astype(float).to_numpy() for c in interval)
+        ax.errorbar(np.arange(len(f1)), f1.to_numpy(), yerr=[f1.to_numpy() - low, top - f1.to_numpy()],
+                    fmt="none", ecolor="0.25", elinewidth=0.8 if len(f1) <= 40 else 0.3,
+                    capsize=2 if len(f1) <= 40 else 0, label="interval")
     ax.axhline(f1.mean(), color=COLORS["neutral"], ls="--", lw=0.9, label=f"macro F1 {f1.mean():.2f}")
-    ax.set(xlabel=f"{len(f1)} signs, sorted by F1", ylabel="F1", ylim=(0, 1.05),
-           title="F1 per sign")
+    ax.set(xlabel=f"{len(f1)} signs, sorted by F1", ylabel="F1", ylim=(0, 1.05 if len(f1) <= 40 else 1.3),
+           yticks=np.linspace(0, 1, 6), title="F1 per sign")
     ax.grid(axis="x", visible=False)
     if len(f1) <= 40:
         ax.set_xticks(np.arange(len(f1)), f1.index, rotation=90, fontsize=7.5)
     else:
         ax.set_xticks([])
         for rank in [*range(8), *range(len(f1) - 8, len(f1))]:
-            ax.annotate(f1.index[rank], (rank, f1.iloc[rank]), rotation=90, fontsize=6.5, xytext=(0, 3),
+            ax.annotate(f1.index[rank], (rank, top[rank]), rotation=90, fontsize=6.5, xytext=(0, 3),
                         textcoords="offset points", ha="center", va="bottom")
     ax.legend(loc="upper left")
     return _mark(fig, data)
 
 
-def plot_confusion(cm: pd.DataFrame, data: str | None = None) -> Figure:
+def plot_confusion(cm: pd.DataFrame, data: str | None = None, support=None) -> Figure:
     """Row-normalised confusion heatmap among the most-confused signs (chapter 5).
 
-    `cm` is `evaluation.confused_signs_matrix` (rows true, columns predicted); each row is divided
-    by the row's clips among these signs; cells of 0 stay blank.
+    `cm` holds confusion counts (rows true, columns predicted). Each row is divided by `support`
+    (the clips of its true sign, one number per row: then the diagonal is each sign's recall), or,
+    without it, by the row's clips among these signs; cells of 0 stay blank.
     """
     if cm.shape[0] == 0:
         fig, ax = plt.subplots(figsize=(3.5, 1.2))
@@ -163,13 +173,16 @@ def plot_confusion(cm: pd.DataFrame, data: str | None = None) -> Figure:
         ax.text(0.5, 0.5, "no confusions: every clip was classified correctly", ha="center", va="center")
         return _mark(fig, data)
     counts = cm.to_numpy(dtype=np.float64)
-    rows = counts.sum(axis=1, keepdims=True)
+    rows = counts.sum(axis=1, keepdims=True) if support is None else np.asarray(support, np.float64)[:, None]
+    if rows.shape != (len(cm), 1) or (rows < counts.sum(axis=1, keepdims=True)).any():
+        raise ValueError(f"support must give one number per row of cm ({len(cm)}), at least the row's counts")
     shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     size = min(5.0, 0.38 * len(cm) + 1.6)
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
     _heatmap(ax, pd.DataFrame(shares, cm.index, cm.columns), cmap="Blues", vmin=0, vmax=1, mask=shares == 0,
              annot=True, fmt=".2f", annot_kws={"fontsize": 7}, cbar_kws={"shrink": 0.8})
-    ax.set(xlabel="predicted sign", ylabel="true sign", title="most-confused signs (row-normalised)")
+    title = "most-confused signs, " + ("share of the true sign's clips" if support is not None else "row-normalised")
+    ax.set(xlabel="predicted sign", ylabel="true sign", title=title)
     ax.tick_params(labelsize=8)
     plt.setp(ax.get_xticklabels(), rotation=60, ha="right")
     return _mark(fig, data)
