@@ -98,8 +98,9 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
     * `GISLRDataError`: an infinite coordinate or one beyond +-1,000 (`dataset.check_coordinates`,
       the rule of the files too: NaN marks a missing landmark; inf would become 3.4e38 in step 7,
       x = 1e19 NaN probabilities), or quirk 3 (more than `input_size ** 2` frames of
-      which `input_size` to `input_size ** 2 - 1` have the dominant hand: the original fails
-      with an integer division by zero, the TFLite file with "FLOOR_MOD ... Division by 0").
+      which `input_size` to `input_size ** 2 - 1` have the dominant hand: the original's repeat
+      factor `input_size ** 2 // n0` is 0 and it fails with an integer division by zero, the
+      TFLite file with "FLOOR_MOD ... Division by 0").
 
     `source` (a file name, or e.g. ``"clip 3"``) starts the message. The same input gets the
     same message from both callers (`preprocess_files` adds the file's name).
@@ -110,15 +111,18 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
     if frames.ndim != 3 or frames.shape[1:] != (N_ROWS, N_DIMS):
         raise ValueError(f"{where}frames must have shape [n_frames, {N_ROWS}, {N_DIMS}], "
                          f"got {list(frames.shape)}")
-    if frames.shape[0] == 0:
+    n0 = frames.shape[0]
+    if n0 == 0:
         raise ValueError(f"{where}frames has 0 frames")
     dataset.check_coordinates(source, frames.reshape(-1, N_DIMS))      # in its dtype: 1e300 is no inf
     frames = frames.astype(np.float32, copy=False)
-    if frames.shape[0] > size * size:      # rare: only such clips can meet quirk 3
-        try:
-            _preprocess(frames, size)
-        except GISLRDataError as err:
-            raise GISLRDataError(f"{where}{err}") from None
+    if n0 > size * size:      # rare: only such clips can meet quirk 3
+        n = int(dominant_hand(frames).visible.sum())
+        if size <= n < size * size:
+            raise GISLRDataError(
+                f"{where}clip has {n0} frames (> {size * size}) but only {n} frames with the dominant "
+                f"hand: the original preprocessing's repeat factor {size * size} // {n0} is 0 and it "
+                "fails with an integer division by zero")
     return frames
 
 
@@ -126,33 +130,27 @@ def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.nda
     """One clip -> `(x [64, 66, 3] float32, non_empty_frame_idxs [64] float32)`.
 
     A NumPy reproduction of the original `PreprocessLayer` (steps and quirks in the module
-    docstring; chapter 2 explains them). `frames` is a raw `[n0, 543, 3]` array, NaN where a
-    landmark is missing (as `dataset.load_frames` returns it). `input_size` is the number of
-    output frames (64 in the original; other values are for experiments and tests).
+    docstring; chapter 2 shows this code and explains it). `frames` is a raw `[n0, 543, 3]`
+    array, NaN where a landmark is missing (as `dataset.load_frames` returns it). `input_size`
+    is the number of output frames (64 in the original; other values are for experiments and
+    tests). Bad input (wrong shape, infinite or too large values, quirk 3) is refused by
+    `check_clip` first, with the same message `export.tflite_predict` gives.
 
     Pooling (step 6) is computed without materialising the repeated and padded sequence: window
-    sums come from cumulative sums over the kept frames (`_window_sums`), so the 4096-frame
+    sums come from cumulative sums over the kept frames (`window_sums`), so the 4096-frame
     intermediate costs nothing; sums are in float64, the mean is rounded to float32.
-    Bad input (wrong shape, infinite or too large values, quirk 3) is refused by `check_clip`
-    first, with the same message `export.tflite_predict` gives.
+    The body's lines are at most 80 characters: chapter 2 prints it.
     """
-    frames = check_clip(frames, input_size)
-    return _preprocess(frames, _check_input_size(input_size))
-
-
-def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """`preprocess` without the input checks: `frames` float32 `[n0 > 0, 543, 3]`, coordinates checked.
-
-    The code chapter 2 shows (lines of at most 80 characters: it is printed on the page).
-    """
-    n0 = frames.shape[0]
+    frames = check_clip(frames, input_size)   # shape, values, quirk 3
+    size = int(input_size)                    # 64 output frames
+    n0 = frames.shape[0]                      # frames in the file
     # 1. dominant hand: more non-NaN values over the clip; ties -> left
     hands = dominant_hand(frames)
     left_dominant = bool(hands.left)
-    # 2. keep the frames in which the dominant hand has a non-NaN value;
+    # 2. keep the n frames in which the dominant hand has a non-NaN value;
     #    their indices start at 0.
     kept = np.flatnonzero(hands.visible)
-    n = kept.size
+    n = kept.size                             # kept frames
     idxs = kept.astype(np.float32)
     if n:
         idxs -= idxs[0]
@@ -175,16 +173,12 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         out_idxs[:n] = idxs
         return out, out_idxs
 
-    # 6a. repeat factor from the UNFILTERED frame count n0 (quirk 1);
-    #     no repeat from 4096 kept frames on.
+    # 6a. repeat factor from n0, the frames in the FILE, not from the n
+    #     kept frames (quirk 1); no repeat from 4096 kept frames on.
+    #     (Quirk 3, n0 > 4096 with n < 4096: a factor of 0, refused by
+    #     check_clip; the original divides by zero.)
     repeats = size * size // n0 if n < size * size else 1
     length = n * repeats
-    if length == 0:  # quirk 3: the original divides by zero here
-        raise GISLRDataError(
-            f"clip has {n0} frames (> {size * size}) but only {n} frames "
-            "with the dominant hand: the original preprocessing's repeat "
-            f"factor {size * size} // {n0} is 0 and it fails with an "
-            "integer division by zero")
     # 6b. padding arithmetic of the original.
     pool_size = -(-length // size)                       # ceil(length / size)
     if pool_size == 1:
@@ -208,7 +202,7 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     stacked[:, :c] = np.where(finite, flat, np.float32(0.0))
     stacked[:, c:2 * c] = finite
     stacked[:, -1] = idxs
-    sums = _window_sums(stacked, n_first, n_last, lo, hi, repeats)
+    sums = window_sums(stacked, n_first, n_last, lo, hi, repeats)
     # nanmean of each window; 0 / 0 -> 0 (7. NaN -> 0)
     out = np.zeros((size, c), np.float32)
     np.divide(sums[:, :c], sums[:, c:2 * c], out=out,
@@ -219,8 +213,9 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return out.reshape(size, N_COLS, N_DIMS), out_idxs.astype(np.float32)
 
 
-def _window_sums(values, n_first, n_last, lo, hi, repeats):
-    """Sums over the pooling windows of the repeated, edge-padded sequence, without building it.
+def window_sums(values, n_first, n_last, lo, hi, repeats):
+    """Sums over the pooling windows of the repeated, edge-padded sequence, without building it
+    (step 6c of `preprocess`; chapter 2 shows it).
 
     `values [n, c]` (float64) are the kept frames; each window holds `n_first` copies of the
     first frame, positions `[lo, hi)` of the sequence in which every frame is repeated `repeats`
@@ -337,9 +332,7 @@ class PreprocessLayer(keras.layers.Layer):
 
 def _preprocess_path(path, input_size):
     try:
-        # = preprocess(dataset.load_frames(path)): check_clip's rule is met, load_frames
-        # checked the shape and finiteness, and _preprocess raises quirk 3 itself.
-        return _preprocess(dataset.load_frames(path), input_size)
+        return preprocess(dataset.load_frames(path), input_size)
     except (GISLRDataError, FileNotFoundError) as e:
         if str(path) in str(e):
             raise
