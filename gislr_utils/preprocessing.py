@@ -472,6 +472,10 @@ PREPARE_CHUNK = 4096
 _FILES = [f"{name}.npy" for name in _ARRAYS] + ["clips.csv"]
 
 
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
+
+
 def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progress) -> str:
     """Preprocess every clip into `folder` (.npy files and clips.csv); returns the content key,
     hashed from the chunks as they are written (no second pass over X).
@@ -482,14 +486,17 @@ def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progres
     folder and the space needed, not a crash of the process writing through the memory map."""
     n = len(clips)
     need = n * size * N_COLS * N_DIMS * 4 + n * (size * 4 + 24) + (1 << 20)
+    what = f"{folder.parent}: preparing {n:,} clips needs {_size(need)} of free disk space"
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise OSError(errno.ENOSPC, f"{folder.parent}: preparing {n:,} clips needs {need / 1e9:.2f} GB "
-                                    f"of free disk space, {free / 1e9:.2f} GB are free")
+        raise OSError(errno.ENOSPC, f"{what}, {_size(free)} are free")
     X = np.lib.format.open_memmap(folder / "X.npy", "w+", np.float32, (n, size, N_COLS, N_DIMS))
     if hasattr(os, "posix_fallocate"):
         with open(folder / "X.npy", "r+b") as f:
-            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as err:       # e.g. another writer filled the disk meanwhile
+                raise OSError(err.errno, f"{what}; reserving it failed ({err.strerror})") from err
     h = hashlib.sha256(f"{X.dtype.str}{X.shape}".encode())    # = content_key's order
     del X
     idxs = np.empty((n, size), np.float32)

@@ -4,8 +4,10 @@ Three references: `original_layer_call` below is the original TF code verbatim (
 `tf.experimental.numpy.nanmean`), `naive_preprocess` is a straightforward NumPy transcription of
 it that materialises the repeated and padded sequence, and a few results are written by hand.
 """
+import errno
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -769,3 +771,33 @@ def test_prepare_dataset_chunked_assembly_equals_in_memory(tmp_path, monkeypatch
         ref = tmp_path / f"ref_{name}.npy"
         np.save(ref, expected)
         assert (prep.cache_dir / f"{name}.npy").read_bytes() == ref.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["free space", "reservation"])
+def test_a_full_disk_names_the_folder_and_the_space_and_leaves_nothing(tmp_path, monkeypatch, where):
+    """Issue 26: a full disk while preparing killed the kernel with SIGBUS (writing through a
+    memory map). Too little free space, or a reservation the disk refuses, is now an OSError
+    (ENOSPC) naming the prepared folder and the space needed, at least what the arrays then take
+    on disk; no file is left behind, and the next call prepares the data set."""
+    data_dir = _copy_data_dir(tmp_path / "data", n=4)
+    art = tmp_path / "art"
+    with monkeypatch.context() as m:
+        if where == "free space":
+            usage = shutil.disk_usage(tmp_path)
+            m.setattr(shutil, "disk_usage", lambda path: usage._replace(free=2000))
+        else:
+            def refuse(fd, offset, length):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            m.setattr(os, "posix_fallocate", refuse, raising=False)
+        with pytest.raises(OSError) as err:
+            P.prepare_dataset(data_dir, art, progress=False)
+    message = err.value.strerror                                  # str(): "[Errno 28] " + this
+    assert err.value.errno == errno.ENOSPC
+    assert message.startswith(f"{art / 'prepared'}: preparing 4 clips needs "), message
+    assert message.endswith("of free disk space, 0.0 MB are free" if where == "free space"
+                            else "of free disk space; reserving it failed (No space left on device)")
+    assert [p for p in art.rglob("*") if not p.is_dir()] == []
+    needed, unit = re.search(r"needs ([\d.]+) (MB|GB)", message).groups()
+    prepared = P.prepare_dataset(data_dir, art, progress=False)
+    on_disk = sum((prepared.cache_dir / f).stat().st_size for f in P._FILES)
+    assert on_disk <= float(needed) * (1e6 if unit == "MB" else 1e9)
