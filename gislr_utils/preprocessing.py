@@ -30,9 +30,9 @@ The steps (raw `[n0, 543, 3]` float32, NaN where MediaPipe saw nothing):
       before the frame filter, so a clip with leading/trailing empty frames is repeated fewer
       times than the same clip cut to its hand frames, and the result differs.
    b. *Pad*: with `L` frames now, `pool_size = ceil(L / 64)`; `pad_size` is
-      `pool_size * 64 - L` when `pool_size == 1`, else `(pool_size * 64) % L`. **Quirk 2**:
-      the two formulas only differ when `L < 64`, which cannot happen here, except for `L = 0`
-      (see quirk 3); for every `L >= 64` the modulo equals the difference. Then
+      `pool_size * 64 - L` when `pool_size == 1`, else `(pool_size * 64) % L` (the two
+      formulas only differ when `L < 64`, which cannot happen here, except for `L = 0`: see
+      quirk 3; for every `L >= 64` the modulo equals the difference). Then
       `pad_size // 2 + 32` copies of the first frame are put in front and
       `pad_size // 2 + 32 (+1 if pad_size is odd)` copies of the last frame behind, giving
       `(pool_size + 1) * 64` frames.
@@ -52,8 +52,9 @@ A clip whose dominant hand never appears keeps 0 frames: the original returns an
 sample (zeros, indices all -1), and so do `preprocess` and `prepare_dataset`, which keeps every
 clip of train.csv as the original pipeline does; `PreparedData.has_hand` marks the clips with a
 hand, so that training can choose to leave the others out (and say how many).
-A further quirk, explained with the model in chapter 3: after pooling, the last window's mean
-index divided by the largest index times 64 can reach 64, the position used for padding.
+**Quirk 2** (chapter 2; the model's `position_index`, chapter 3): the model's position of a
+frame is `int(idx / max(idx) * 64)`, so the last kept frame (or the last pooled window) gets
+position 64, the one used for padding.
 """
 from __future__ import annotations
 
@@ -126,7 +127,8 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
     return frames
 
 
-def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(frames,
+               input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """One clip -> `(x [64, 66, 3] float32, non_empty_frame_idxs [64] float32)`.
 
     A NumPy reproduction of the original `PreprocessLayer` (steps and quirks in the module
