@@ -599,3 +599,38 @@ def test_a_column_name_twice_is_a_data_error(tmp_path):
     extra = _write_table(tmp_path / "extra.parquet", good.append_column("note", good.column("x"))
                          .append_column("note", good.column("y")))
     np.testing.assert_array_equal(load_frames(extra), load_frames(_write_table(tmp_path / "g.parquet", good)))
+
+
+def test_summary_and_pick_example_on_clips_without_hand_or_gaps(tmp_path):
+    """What chapters 1 and 2 check before they draw a hand or a frame without it (issue 26):
+    clip_summary's counts on 1-frame clips (no frame can lose the hand) and on a clip without
+    any hand, and pick_example, which takes a clip showing a hand whenever there is one and a
+    clip without (no_hand True) only when no clip shows a hand."""
+    d = tmp_path / "data"
+    right_only, no_hand, left_only = _frames(1, seed=1), _frames(3, seed=2), _frames(1, seed=3)
+    right_only[:, 468:489] = np.nan
+    no_hand[:, 468:489] = no_hand[:, 522:543] = np.nan
+    left_only[:, 522:543] = np.nan
+    left_only[:, 468:489] = 0.5
+    rows = []
+    for seq, frames in [(1, right_only), (2, no_hand), (3, left_only)]:
+        rel = f"train_landmark_files/100/{seq}.parquet"
+        write_landmark_file(d / rel, frames)
+        rows.append((rel, 100, seq, "hello"))
+    pd.DataFrame(rows, columns=["path", "participant_id", "sequence_id", "sign"]).to_csv(
+        d / "train.csv", index=False)
+    (d / "sign_to_prediction_index_map.json").write_text(json.dumps(config.SIGN_TO_INDEX))
+    summary = clip_summary(read_clips(d)).set_index("sequence_id")
+    assert summary.n_frames.tolist() == [1, 3, 1]
+    assert summary.n_hand_frames.tolist() == [1, 0, 1]
+    assert summary.no_hand.tolist() == [False, True, False]
+    assert summary.dominant.tolist() == ["right", "left", "left"]       # no hand: a tie, left
+    assert summary.left_hand_missing.tolist() == [1.0, 1.0, 0.0]
+    assert summary.right_hand_missing.tolist() == [0.0, 1.0, 1.0]
+    summary = summary.reset_index()
+    assert dataset.pick_example(summary).sequence_id == 1                # length 1 = median; ties by id
+    assert dataset.pick_example(summary, dominant="left").sequence_id == 3
+    only = dataset.pick_example(summary[summary.no_hand])
+    assert only.sequence_id == 2 and only.no_hand
+    with pytest.raises(ValueError, match="empty"):
+        dataset.pick_example(summary.iloc[:0])
