@@ -684,21 +684,25 @@ def test_a_moved_or_remounted_data_set_gets_the_same_key(tmp_path):
     assert b.clips["path"].iloc[0].startswith(str(tmp_path / "mounted"))    # the clips of this mount
 
 
-@pytest.mark.parametrize("damage", ["delete X", "truncate X", "truncate idxs", "garbage meta", "delete folder"])
+@pytest.mark.parametrize("damage", ["delete X", "truncate X", "truncate idxs", "garbage manifest",
+                                    "delete folder"])
 def test_a_damaged_cache_is_rebuilt_with_a_message(tmp_path, capsys, damage):
+    """A prepared folder whose file is missing or not the one its manifest vouches for, whose
+    manifest is not readable, or which is gone, is prepared again with one line naming the
+    folder and what is wrong; the next call finds it intact and says nothing."""
     data_dir = _copy_data_dir(tmp_path / "data", n=4)
     art = tmp_path / "art"
     a = P.prepare_dataset(data_dir, art, progress=False)
     X = np.array(a.X)
     folder = a.cache_dir
     name = {"delete X": "X.npy", "truncate X": "X.npy", "truncate idxs": "idxs.npy",
-            "garbage meta": "meta.json", "delete folder": "meta.json"}[damage]
-    if damage.startswith("delete X"):
+            "garbage manifest": "manifest.json", "delete folder": None}[damage]
+    if damage == "delete X":
         (folder / name).unlink()
     elif damage.startswith("truncate"):
         data = (folder / name).read_bytes()
         (folder / name).write_bytes(data[:len(data) - 1000])
-    elif damage == "garbage meta":
+    elif damage == "garbage manifest":
         (folder / name).write_text("{not json")
     else:
         shutil.rmtree(folder)
@@ -707,7 +711,9 @@ def test_a_damaged_cache_is_rebuilt_with_a_message(tmp_path, capsys, damage):
         b = P.prepare_dataset(data_dir, art, progress=False, mmap=mmap)
         out = capsys.readouterr().out
         if mmap:
-            assert out.count("\n") == 1 and str(folder / name) in out and "preparing the data set again" in out
+            assert out.count("\n") == 1 and out.startswith(f"prepare_dataset: {folder}: ")
+            assert out.endswith("; preparing the data set again\n")
+            assert (f"{name} is unreadable" if damage == "garbage manifest" else name or "missing") in out
         else:
             assert out == ""                                   # rebuilt once: good again
         assert b.key == a.key and b.cache_dir == folder
