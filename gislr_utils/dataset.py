@@ -5,7 +5,8 @@ Chapter 1 (data exploration) explains the format. A GISLR data directory holds
 * ``train.csv`` with columns ``path, participant_id, sequence_id, sign``;
 * ``sign_to_prediction_index_map.json``: the competition's map of its 250 signs to class indices
   ('TV' -> 0 ... 'zipper' -> 249; `read_sign_map` refuses any other map);
-* ``train_landmark_files/<participant_id>/<sequence_id>.parquet``: one clip per file, 543 rows per
+* ``train_landmark_files/<participant_id>/<sequence_id>.parquet`` (`read_clips` checks the ids of
+  train.csv against such paths): one clip per file, 543 rows per
   frame (face 0-467, left_hand 0-20, pose 0-32, right_hand 0-20), frames in increasing order
   (out-of-order or repeated frames are an error, never re-sorted: see :func:`load_frames`),
   with columns ``frame`` (int16), ``row_id`` (string ``"{frame}-{type}-{landmark_index}"``), ``type`` (string),
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,10 @@ def _read_checked(path, columns, read_dictionary=None) -> tuple[pa.Table, int]:
         return _read_checked(path, columns)
     except (pa.ArrowException, OSError, ValueError) as err:
         raise GISLRDataError(f"{path}: not a readable parquet file ({err})") from err
+    twice = sorted({c for c in schema.names if c in COLUMNS and schema.names.count(c) > 1})
+    if twice:
+        raise GISLRDataError(f"{path}: column(s) {twice} appear more than once (columns {schema.names}); "
+                             f"a GISLR file has each of {list(COLUMNS)} once")
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise GISLRDataError(f"{path}: missing column(s) {sorted(missing)}; found {schema.names}")
@@ -206,7 +212,8 @@ def load_frames(path) -> np.ndarray:
     landmark types or indices out of the fixed order (face, left_hand, pose, right_hand;
     landmark_index ascending), infinite coordinates and coordinates beyond +-1,000
     (:func:`check_coordinates`). ``row_id`` is not read (it repeats frame, type and index);
-    :func:`validate_file` checks it too. The one reader of the data path: `preprocessing`'s
+    :func:`validate_file` checks it too. A column name that appears twice is an error too.
+    The one reader of the data path: `preprocessing`'s
     `preprocess_files` and `prepare_dataset`, and so every chapter, start here. Chapter 1 shows
     the array.
     """
@@ -343,7 +350,12 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
 
     Errors name the path: missing ``train.csv`` or sign map (FileNotFoundError), a sign map
     other than the competition's (`read_sign_map`), missing columns, ids that are not integers
-    within int64 (with the csv line and column), signs not in the map (with the csv line), a
+    within int64 (with the csv line and column), signs not in the map (with the csv line),
+    lines whose participant_id or sequence_id is not the participant folder or the file name of
+    their path when the path has the Kaggle layout
+    ``train_landmark_files/<participant_id>/<sequence_id>.parquet`` (with the lines: such a
+    signer would be on both sides of the split by participant; the sequence_id is checked too,
+    as it names the clip; paths of another layout are taken as they are), a
     landmark file listed on more than one line, also through a symlink or another spelling of
     its path (with the lines: a clip must not count twice) and listed landmark files that do not
     exist (how many, and the first ones) raise :class:`GISLRDataError`. Chapter 1 uses it first.
@@ -372,6 +384,7 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
         names = sorted(df.loc[unknown, "sign"].unique())
         raise GISLRDataError(f"{csv}: sign {df['sign'].iloc[r]!r} on line {r + 2} is not in "
                              f"{SIGN_MAP_NAME} ({unknown.sum()} row(s), sign(s) {names[:10]})")
+    _check_ids_match_paths(csv, df)
     if signs is not None:
         signs = [signs] if isinstance(signs, str) else list(signs)
         not_in_map = [s for s in signs if s not in sign_map]
@@ -392,6 +405,33 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
     return pd.DataFrame({"path": pd.Series(paths, dtype=object), **{c: df[c].to_numpy(np.int64) for c in ids},
                          "sign": pd.Series(df["sign"].to_numpy(), dtype=object),
                          "label": df["sign"].map(sign_map).to_numpy(dtype=np.int64)})
+
+
+# A path in the Kaggle layout: train_landmark_files/<participant_id>/<sequence_id>.parquet.
+KAGGLE_PATH = r"(?:^|/)train_landmark_files/(\d+)/(\d+)\.parquet$"
+
+
+def _check_ids_match_paths(csv, df: pd.DataFrame) -> None:
+    """Where a line's path has the Kaggle layout (`KAGGLE_PATH`), its participant_id and its
+    sequence_id must be the path's folder and file name: a line whose participant_id is not the
+    signer of its file would put that signer on both sides of the participant split, and a
+    sequence_id that is not its file's names another clip. An error naming the lines."""
+    written = df["path"].astype(str)
+    pid, sid = df["participant_id"].to_numpy(), df["sequence_id"].to_numpy()
+    expected = [f"train_landmark_files/{p}/{s}.parquet" for p, s in zip(pid.tolist(), sid.tolist())]
+    other = np.flatnonzero(written.to_numpy() != np.array(expected, dtype=object))   # the usual spelling: fine
+    parts = written.iloc[other].str.replace("\\", "/").map(posixpath.normpath).str.extract(KAGGLE_PATH)
+    kaggle = parts[0].notna().to_numpy()
+    ids = zip(parts[0][kaggle], parts[1][kaggle], pid[other][kaggle], sid[other][kaggle])
+    wrong = other[kaggle][[int(p) != i or int(s) != j for p, s, i, j in ids]]
+    if not len(wrong):
+        return
+    shown = "; ".join(f"line {r + 2} has participant_id {df['participant_id'].iloc[r]} and sequence_id "
+                      f"{df['sequence_id'].iloc[r]} but path {written.iloc[r]!r}" for r in wrong[:3])
+    raise GISLRDataError(
+        f"{csv}: {len(wrong)} line(s) disagree with the participant folder or file name of their path "
+        f"(train_landmark_files/<participant_id>/<sequence_id>.parquet): {shown}; a signer listed "
+        "under another participant_id ends up on both sides of the split by participant: correct these lines")
 
 
 def _check_listed_once(csv, df: pd.DataFrame, real: pd.Series) -> None:

@@ -30,9 +30,9 @@ The steps (raw `[n0, 543, 3]` float32, NaN where MediaPipe saw nothing):
       before the frame filter, so a clip with leading/trailing empty frames is repeated fewer
       times than the same clip cut to its hand frames, and the result differs.
    b. *Pad*: with `L` frames now, `pool_size = ceil(L / 64)`; `pad_size` is
-      `pool_size * 64 - L` when `pool_size == 1`, else `(pool_size * 64) % L`. **Quirk 2**:
-      the two formulas only differ when `L < 64`, which cannot happen here, except for `L = 0`
-      (see quirk 3); for every `L >= 64` the modulo equals the difference. Then
+      `pool_size * 64 - L` when `pool_size == 1`, else `(pool_size * 64) % L` (the two
+      formulas only differ when `L < 64`, which cannot happen here, except for `L = 0`: see
+      quirk 3; for every `L >= 64` the modulo equals the difference). Then
       `pad_size // 2 + 32` copies of the first frame are put in front and
       `pad_size // 2 + 32 (+1 if pad_size is odd)` copies of the last frame behind, giving
       `(pool_size + 1) * 64` frames.
@@ -52,8 +52,9 @@ A clip whose dominant hand never appears keeps 0 frames: the original returns an
 sample (zeros, indices all -1), and so do `preprocess` and `prepare_dataset`, which keeps every
 clip of train.csv as the original pipeline does; `PreparedData.has_hand` marks the clips with a
 hand, so that training can choose to leave the others out (and say how many).
-A further quirk, explained with the model in chapter 3: after pooling, the last window's mean
-index divided by the largest index times 64 can reach 64, the position used for padding.
+**Quirk 2** (chapter 2; the model's `position_index`, chapter 3): the model's position of a
+frame is `int(idx / max(idx) * 64)`, so the last kept frame (or the last pooled window) gets
+position 64, the one used for padding.
 """
 from __future__ import annotations
 
@@ -98,8 +99,9 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
     * `GISLRDataError`: an infinite coordinate or one beyond +-1,000 (`dataset.check_coordinates`,
       the rule of the files too: NaN marks a missing landmark; inf would become 3.4e38 in step 7,
       x = 1e19 NaN probabilities), or quirk 3 (more than `input_size ** 2` frames of
-      which `input_size` to `input_size ** 2 - 1` have the dominant hand: the original fails
-      with an integer division by zero, the TFLite file with "FLOOR_MOD ... Division by 0").
+      which `input_size` to `input_size ** 2 - 1` have the dominant hand: the original's repeat
+      factor `input_size ** 2 // n0` is 0 and it fails with an integer division by zero, the
+      TFLite file with "FLOOR_MOD ... Division by 0").
 
     `source` (a file name, or e.g. ``"clip 3"``) starts the message. The same input gets the
     same message from both callers (`preprocess_files` adds the file's name).
@@ -110,49 +112,47 @@ def check_clip(frames, input_size: int = INPUT_SIZE, source=None) -> np.ndarray:
     if frames.ndim != 3 or frames.shape[1:] != (N_ROWS, N_DIMS):
         raise ValueError(f"{where}frames must have shape [n_frames, {N_ROWS}, {N_DIMS}], "
                          f"got {list(frames.shape)}")
-    if frames.shape[0] == 0:
+    n0 = frames.shape[0]
+    if n0 == 0:
         raise ValueError(f"{where}frames has 0 frames")
     dataset.check_coordinates(source, frames.reshape(-1, N_DIMS))      # in its dtype: 1e300 is no inf
     frames = frames.astype(np.float32, copy=False)
-    if frames.shape[0] > size * size:      # rare: only such clips can meet quirk 3
-        try:
-            _preprocess(frames, size)
-        except GISLRDataError as err:
-            raise GISLRDataError(f"{where}{err}") from None
+    if n0 > size * size:      # rare: only such clips can meet quirk 3
+        n = int(dominant_hand(frames).visible.sum())
+        if size <= n < size * size:
+            raise GISLRDataError(
+                f"{where}clip has {n0} frames (> {size * size}) but only {n} frames with the dominant "
+                f"hand: the original preprocessing's repeat factor {size * size} // {n0} is 0 and it "
+                "fails with an integer division by zero")
     return frames
 
 
-def preprocess(frames, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def preprocess(frames,
+               input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """One clip -> `(x [64, 66, 3] float32, non_empty_frame_idxs [64] float32)`.
 
     A NumPy reproduction of the original `PreprocessLayer` (steps and quirks in the module
-    docstring; chapter 2 explains them). `frames` is a raw `[n0, 543, 3]` array, NaN where a
-    landmark is missing (as `dataset.load_frames` returns it). `input_size` is the number of
-    output frames (64 in the original; other values are for experiments and tests).
+    docstring; chapter 2 shows this code and explains it). `frames` is a raw `[n0, 543, 3]`
+    array, NaN where a landmark is missing (as `dataset.load_frames` returns it). `input_size`
+    is the number of output frames (64 in the original; other values are for experiments and
+    tests). Bad input (wrong shape, infinite or too large values, quirk 3) is refused by
+    `check_clip` first, with the same message `export.tflite_predict` gives.
 
     Pooling (step 6) is computed without materialising the repeated and padded sequence: window
-    sums come from cumulative sums over the kept frames (`_window_sums`), so the 4096-frame
+    sums come from cumulative sums over the kept frames (`window_sums`), so the 4096-frame
     intermediate costs nothing; sums are in float64, the mean is rounded to float32.
-    Bad input (wrong shape, infinite or too large values, quirk 3) is refused by `check_clip`
-    first, with the same message `export.tflite_predict` gives.
+    The body's lines are at most 80 characters: chapter 2 prints it.
     """
-    frames = check_clip(frames, input_size)
-    return _preprocess(frames, _check_input_size(input_size))
-
-
-def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """`preprocess` without the input checks: `frames` float32 `[n0 > 0, 543, 3]`, coordinates checked.
-
-    The code chapter 2 shows (lines of at most 80 characters: it is printed on the page).
-    """
-    n0 = frames.shape[0]
+    frames = check_clip(frames, input_size)   # shape, values, quirk 3
+    size = int(input_size)                    # 64 output frames
+    n0 = frames.shape[0]                      # frames in the file
     # 1. dominant hand: more non-NaN values over the clip; ties -> left
     hands = dominant_hand(frames)
     left_dominant = bool(hands.left)
-    # 2. keep the frames in which the dominant hand has a non-NaN value;
+    # 2. keep the n frames in which the dominant hand has a non-NaN value;
     #    their indices start at 0.
     kept = np.flatnonzero(hands.visible)
-    n = kept.size
+    n = kept.size                             # kept frames
     idxs = kept.astype(np.float32)
     if n:
         idxs -= idxs[0]
@@ -175,16 +175,12 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         out_idxs[:n] = idxs
         return out, out_idxs
 
-    # 6a. repeat factor from the UNFILTERED frame count n0 (quirk 1);
-    #     no repeat from 4096 kept frames on.
+    # 6a. repeat factor from n0, the frames in the FILE, not from the n
+    #     kept frames (quirk 1); no repeat from 4096 kept frames on.
+    #     (Quirk 3, n0 > 4096 with n < 4096: a factor of 0, refused by
+    #     check_clip; the original divides by zero.)
     repeats = size * size // n0 if n < size * size else 1
     length = n * repeats
-    if length == 0:  # quirk 3: the original divides by zero here
-        raise GISLRDataError(
-            f"clip has {n0} frames (> {size * size}) but only {n} frames "
-            "with the dominant hand: the original preprocessing's repeat "
-            f"factor {size * size} // {n0} is 0 and it fails with an "
-            "integer division by zero")
     # 6b. padding arithmetic of the original.
     pool_size = -(-length // size)                       # ceil(length / size)
     if pool_size == 1:
@@ -208,7 +204,7 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     stacked[:, :c] = np.where(finite, flat, np.float32(0.0))
     stacked[:, c:2 * c] = finite
     stacked[:, -1] = idxs
-    sums = _window_sums(stacked, n_first, n_last, lo, hi, repeats)
+    sums = window_sums(stacked, n_first, n_last, lo, hi, repeats)
     # nanmean of each window; 0 / 0 -> 0 (7. NaN -> 0)
     out = np.zeros((size, c), np.float32)
     np.divide(sums[:, :c], sums[:, c:2 * c], out=out,
@@ -219,8 +215,9 @@ def _preprocess(frames: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return out.reshape(size, N_COLS, N_DIMS), out_idxs.astype(np.float32)
 
 
-def _window_sums(values, n_first, n_last, lo, hi, repeats):
-    """Sums over the pooling windows of the repeated, edge-padded sequence, without building it.
+def window_sums(values, n_first, n_last, lo, hi, repeats):
+    """Sums over the pooling windows of the repeated, edge-padded sequence, without building it
+    (step 6c of `preprocess`; chapter 2 shows it).
 
     `values [n, c]` (float64) are the kept frames; each window holds `n_first` copies of the
     first frame, positions `[lo, hi)` of the sequence in which every frame is repeated `repeats`
@@ -337,9 +334,7 @@ class PreprocessLayer(keras.layers.Layer):
 
 def _preprocess_path(path, input_size):
     try:
-        # = preprocess(dataset.load_frames(path)): check_clip's rule is met, load_frames
-        # checked the shape and finiteness, and _preprocess raises quirk 3 itself.
-        return _preprocess(dataset.load_frames(path), input_size)
+        return preprocess(dataset.load_frames(path), input_size)
     except (GISLRDataError, FileNotFoundError) as e:
         if str(path) in str(e):
             raise
@@ -479,6 +474,10 @@ PREPARE_CHUNK = 4096
 _FILES = [f"{name}.npy" for name in _ARRAYS] + ["clips.csv"]
 
 
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.1f} MB"
+
+
 def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progress) -> str:
     """Preprocess every clip into `folder` (.npy files and clips.csv); returns the content key,
     hashed from the chunks as they are written (no second pass over X).
@@ -489,14 +488,17 @@ def _write_arrays(folder: Path, clips: pd.DataFrame, size: int, workers, progres
     folder and the space needed, not a crash of the process writing through the memory map."""
     n = len(clips)
     need = n * size * N_COLS * N_DIMS * 4 + n * (size * 4 + 24) + (1 << 20)
+    what = f"{folder.parent}: preparing {n:,} clips needs {_size(need)} of free disk space"
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise OSError(errno.ENOSPC, f"{folder.parent}: preparing {n:,} clips needs {need / 1e9:.2f} GB "
-                                    f"of free disk space, {free / 1e9:.2f} GB are free")
+        raise OSError(errno.ENOSPC, f"{what}, {_size(free)} are free")
     X = np.lib.format.open_memmap(folder / "X.npy", "w+", np.float32, (n, size, N_COLS, N_DIMS))
     if hasattr(os, "posix_fallocate"):
         with open(folder / "X.npy", "r+b") as f:
-            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as err:       # e.g. another writer filled the disk meanwhile
+                raise OSError(err.errno, f"{what}; reserving it failed ({err.strerror})") from err
     h = hashlib.sha256(f"{X.dtype.str}{X.shape}".encode())    # = content_key's order
     del X
     idxs = np.empty((n, size), np.float32)

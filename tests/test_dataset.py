@@ -518,7 +518,9 @@ def test_ids_must_be_integers_within_int64(tmp_path):
             read_clips(d)
         assert repr(value) in str(err.value) or (value == "" and "nan" in str(err.value))
     lines = list(good)
-    lines[3] = lines[3].replace(",100,", ",9223372036854775807,")           # the largest int64 is fine
+    big = "9223372036854775807"                                              # the largest int64 is fine
+    lines[3] = lines[3].replace(",100,", f",{big},").replace("/100/", f"/{big}/")   # its own folder
+    shutil.copytree(d / "train_landmark_files/100", d / f"train_landmark_files/{big}")
     csv.write_text("\n".join(lines) + "\n")
     assert read_clips(d)["participant_id"].tolist() == [100, 100, 2 ** 63 - 1]
 
@@ -544,3 +546,91 @@ def test_the_same_file_through_a_symlink_is_listed_twice(tmp_path):
         read_clips(d, signs=["hello"])
     df.to_csv(d / "train.csv", index=False)
     assert len(read_clips(d)) == 3
+
+
+def test_ids_must_match_the_kaggle_path(tmp_path):
+    """Issue 26: a train.csv line whose participant_id is not the participant folder of its path
+    (train_landmark_files/<participant_id>/<sequence_id>.parquet) put one signer on both sides
+    of the split by participant, without a word; now refused, naming train.csv and the lines.
+    The sequence_id is checked against the file name too; paths of another layout are not."""
+    d = _data_dir(tmp_path, n=4)
+    csv = d / "train.csv"
+    good = pd.read_csv(csv)
+    for col, rows, value in [("participant_id", [1, 3], 2044), ("sequence_id", [2], 7)]:
+        bad = good.assign(**{col: good[col].where(~good.index.isin(rows), value)})
+        bad.to_csv(csv, index=False)
+        with pytest.raises(GISLRDataError) as err:
+            read_clips(d)
+        message = str(err.value)
+        assert message.startswith(f"{csv}: {len(rows)} line(s) disagree with the participant folder or "
+                                  "file name of their path")
+        lines = [f"line {r + 2} has participant_id {bad.participant_id[r]} and sequence_id "
+                 f"{bad.sequence_id[r]} but path '{bad.path[r]}'" for r in rows]
+        assert all(line in message for line in lines) and f"{col} {value}" in lines[0]
+        with pytest.raises(GISLRDataError, match=re.escape(lines[0])):   # also reading some signs only
+            read_clips(d, signs=[good.sign[rows[0]]])
+    # the same file written another way is checked the same way; another layout is not checked
+    odd = good.assign(path=good.path.where(good.index != 0, "./" + good.path[0]))
+    odd.assign(participant_id=odd.participant_id.where(odd.index != 0, 5)).to_csv(csv, index=False)
+    with pytest.raises(GISLRDataError, match="line 2 has participant_id 5 .* but path "
+                                             "'./train_landmark_files/100/1.parquet'"):
+        read_clips(d)
+    shutil.copytree(d / "train_landmark_files" / "100", d / "clips")
+    good.assign(path=good.path.str.replace("train_landmark_files/100", "clips"),
+                participant_id=[1, 1, 2, 2]).to_csv(csv, index=False)
+    assert read_clips(d).participant_id.tolist() == [1, 1, 2, 2]
+    good.to_csv(csv, index=False)
+    assert read_clips(d).participant_id.tolist() == [100] * 4
+
+
+def test_a_column_name_twice_is_a_data_error(tmp_path):
+    """Issue 26: a parquet file with a second column named x gave `KeyError: 'Column x does not
+    exist in schema'` on chapter 1's and 2's path (read_table, load_frames) with no file named;
+    now every reader names the file and the column, also the preparation of a data set."""
+    from gislr_utils import preprocessing
+    good = landmark_table(_frames(2))
+    for name in ("x", "type"):
+        path = _write_table(tmp_path / f"twice_{name}.parquet", good.append_column(name, good.column(name)))
+        for read in (load_frames, read_table, validate_file,
+                     lambda p: preprocessing.preprocess_files([p], progress=False)):
+            with pytest.raises(GISLRDataError, match=rf"^{re.escape(str(path))}: column\(s\) \['{name}'\] "
+                                                     "appear more than once"):
+                read(path)
+    extra = _write_table(tmp_path / "extra.parquet", good.append_column("note", good.column("x"))
+                         .append_column("note", good.column("y")))
+    np.testing.assert_array_equal(load_frames(extra), load_frames(_write_table(tmp_path / "g.parquet", good)))
+
+
+def test_summary_and_pick_example_on_clips_without_hand_or_gaps(tmp_path):
+    """What chapters 1 and 2 check before they draw a hand or a frame without it (issue 26):
+    clip_summary's counts on 1-frame clips (no frame can lose the hand) and on a clip without
+    any hand, and pick_example, which takes a clip showing a hand whenever there is one and a
+    clip without (no_hand True) only when no clip shows a hand."""
+    d = tmp_path / "data"
+    right_only, no_hand, left_only = _frames(1, seed=1), _frames(3, seed=2), _frames(1, seed=3)
+    right_only[:, 468:489] = np.nan
+    no_hand[:, 468:489] = no_hand[:, 522:543] = np.nan
+    left_only[:, 522:543] = np.nan
+    left_only[:, 468:489] = 0.5
+    rows = []
+    for seq, frames in [(1, right_only), (2, no_hand), (3, left_only)]:
+        rel = f"train_landmark_files/100/{seq}.parquet"
+        write_landmark_file(d / rel, frames)
+        rows.append((rel, 100, seq, "hello"))
+    pd.DataFrame(rows, columns=["path", "participant_id", "sequence_id", "sign"]).to_csv(
+        d / "train.csv", index=False)
+    (d / "sign_to_prediction_index_map.json").write_text(json.dumps(config.SIGN_TO_INDEX))
+    summary = clip_summary(read_clips(d)).set_index("sequence_id")
+    assert summary.n_frames.tolist() == [1, 3, 1]
+    assert summary.n_hand_frames.tolist() == [1, 0, 1]
+    assert summary.no_hand.tolist() == [False, True, False]
+    assert summary.dominant.tolist() == ["right", "left", "left"]       # no hand: a tie, left
+    assert summary.left_hand_missing.tolist() == [1.0, 1.0, 0.0]
+    assert summary.right_hand_missing.tolist() == [0.0, 1.0, 1.0]
+    summary = summary.reset_index()
+    assert dataset.pick_example(summary).sequence_id == 1                # length 1 = median; ties by id
+    assert dataset.pick_example(summary, dominant="left").sequence_id == 3
+    only = dataset.pick_example(summary[summary.no_hand])
+    assert only.sequence_id == 2 and only.no_hand
+    with pytest.raises(ValueError, match="empty"):
+        dataset.pick_example(summary.iloc[:0])

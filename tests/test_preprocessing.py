@@ -4,8 +4,10 @@ Three references: `original_layer_call` below is the original TF code verbatim (
 `tf.experimental.numpy.nanmean`), `naive_preprocess` is a straightforward NumPy transcription of
 it that materialises the repeated and padded sequence, and a few results are written by hand.
 """
+import errno
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -682,21 +684,25 @@ def test_a_moved_or_remounted_data_set_gets_the_same_key(tmp_path):
     assert b.clips["path"].iloc[0].startswith(str(tmp_path / "mounted"))    # the clips of this mount
 
 
-@pytest.mark.parametrize("damage", ["delete X", "truncate X", "truncate idxs", "garbage meta", "delete folder"])
+@pytest.mark.parametrize("damage", ["delete X", "truncate X", "truncate idxs", "garbage manifest",
+                                    "delete folder"])
 def test_a_damaged_cache_is_rebuilt_with_a_message(tmp_path, capsys, damage):
+    """A prepared folder whose file is missing or not the one its manifest vouches for, whose
+    manifest is not readable, or which is gone, is prepared again with one line naming the
+    folder and what is wrong; the next call finds it intact and says nothing."""
     data_dir = _copy_data_dir(tmp_path / "data", n=4)
     art = tmp_path / "art"
     a = P.prepare_dataset(data_dir, art, progress=False)
     X = np.array(a.X)
     folder = a.cache_dir
     name = {"delete X": "X.npy", "truncate X": "X.npy", "truncate idxs": "idxs.npy",
-            "garbage meta": "meta.json", "delete folder": "meta.json"}[damage]
-    if damage.startswith("delete X"):
+            "garbage manifest": "manifest.json", "delete folder": None}[damage]
+    if damage == "delete X":
         (folder / name).unlink()
     elif damage.startswith("truncate"):
         data = (folder / name).read_bytes()
         (folder / name).write_bytes(data[:len(data) - 1000])
-    elif damage == "garbage meta":
+    elif damage == "garbage manifest":
         (folder / name).write_text("{not json")
     else:
         shutil.rmtree(folder)
@@ -705,7 +711,9 @@ def test_a_damaged_cache_is_rebuilt_with_a_message(tmp_path, capsys, damage):
         b = P.prepare_dataset(data_dir, art, progress=False, mmap=mmap)
         out = capsys.readouterr().out
         if mmap:
-            assert out.count("\n") == 1 and str(folder / name) in out and "preparing the data set again" in out
+            assert out.count("\n") == 1 and out.startswith(f"prepare_dataset: {folder}: ")
+            assert out.endswith("; preparing the data set again\n")
+            assert (f"{name} is unreadable" if damage == "garbage manifest" else name or "missing") in out
         else:
             assert out == ""                                   # rebuilt once: good again
         assert b.key == a.key and b.cache_dir == folder
@@ -769,3 +777,33 @@ def test_prepare_dataset_chunked_assembly_equals_in_memory(tmp_path, monkeypatch
         ref = tmp_path / f"ref_{name}.npy"
         np.save(ref, expected)
         assert (prep.cache_dir / f"{name}.npy").read_bytes() == ref.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["free space", "reservation"])
+def test_a_full_disk_names_the_folder_and_the_space_and_leaves_nothing(tmp_path, monkeypatch, where):
+    """Issue 26: a full disk while preparing killed the kernel with SIGBUS (writing through a
+    memory map). Too little free space, or a reservation the disk refuses, is now an OSError
+    (ENOSPC) naming the prepared folder and the space needed, at least what the arrays then take
+    on disk; no file is left behind, and the next call prepares the data set."""
+    data_dir = _copy_data_dir(tmp_path / "data", n=4)
+    art = tmp_path / "art"
+    with monkeypatch.context() as m:
+        if where == "free space":
+            usage = shutil.disk_usage(tmp_path)
+            m.setattr(shutil, "disk_usage", lambda path: usage._replace(free=2000))
+        else:
+            def refuse(fd, offset, length):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            m.setattr(os, "posix_fallocate", refuse, raising=False)
+        with pytest.raises(OSError) as err:
+            P.prepare_dataset(data_dir, art, progress=False)
+    message = err.value.strerror                                  # str(): "[Errno 28] " + this
+    assert err.value.errno == errno.ENOSPC
+    assert message.startswith(f"{art / 'prepared'}: preparing 4 clips needs "), message
+    assert message.endswith("of free disk space, 0.0 MB are free" if where == "free space"
+                            else "of free disk space; reserving it failed (No space left on device)")
+    assert [p for p in art.rglob("*") if not p.is_dir()] == []
+    needed, unit = re.search(r"needs ([\d.]+) (MB|GB)", message).groups()
+    prepared = P.prepare_dataset(data_dir, art, progress=False)
+    on_disk = sum((prepared.cache_dir / f).stat().st_size for f in P._FILES)
+    assert on_disk <= float(needed) * (1e6 if unit == "MB" else 1e9)
