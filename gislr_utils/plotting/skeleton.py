@@ -5,6 +5,8 @@ each one polyline with NaN between its bones) and moves them for the animations.
 """
 from __future__ import annotations
 
+import re
+
 from html import escape
 
 import matplotlib.pyplot as plt
@@ -201,8 +203,8 @@ def animation_html(anim: animation.FuncAnimation, alt: str | None = None) -> str
     ``alt`` attribute of the image the player shows (MyST-NB's cell metadata sets alt text of
     static figures only).
     """
-    html = anim.to_jshtml(default_mode="loop")
-    if alt:
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", anim.to_jshtml(default_mode="loop"))  # a CDN: the page
+    if alt:                                                                             # has its own icons
         html = html.replace('<img id="_anim_img', f'<img alt="{escape(alt, quote=True)}" id="_anim_img', 1)
     return html
 
