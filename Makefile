@@ -2,7 +2,8 @@
 #               make test   -> runs the test suite
 # Each target creates .venv and installs requirements.txt first (once; again when it, pyproject.toml
 # or the lock changes), with the versions of requirements-py<X.Y>.lock as constraints.
-# Other targets: make check-pages (the built pages in headless Chromium: formulas typeset, nothing
+# Other targets: make recipe (gislr_utils/recipe.py from the chapters' export cells),
+# make check-pages (the built pages in headless Chromium: formulas typeset, nothing
 # too wide), make student (the student edition, without solutions), make lint (ruff),
 # make benchmarks, make setup-cells (after changing repository.url in _config.yml),
 # make lock (refresh the lock), make clean.
@@ -15,7 +16,7 @@ LOCK   := requirements-py$(PYVER).lock
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: book check-pages test lint benchmarks lock clean python student setup-cells
+.PHONY: book check-pages test lint benchmarks lock clean python student setup-cells recipe
 
 python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -58,6 +59,11 @@ student: $(BIN)/.installed
 	    --TagRemovePreprocessor.remove_cell_tags=solution --output-dir student/chapters chapters/0*.ipynb
 	cp -r _config.yml _toc.yml _ext intro.md teaching.md measurements.md references.md references.bib student/
 	$(BIN)/jupyter-book build --all -W --keep-going student
+
+# gislr_utils/recipe.py from the chapters' cells tagged "export" (chapter 4's training, chapter 6's
+# export): run it after editing such a cell; tests/test_recipe.py fails when they disagree.
+recipe:
+	python3 _ext/recipes.py
 
 setup-cells: $(BIN)/.installed
 	$(BIN)/python _ext/setup_cells.py
