@@ -1,8 +1,10 @@
 """TFLite export in the competition's format, and LiteRT inference, size and latency.
 
-Chapter 6 (export and inference) explains this module. The competition's contract: a TFLite
-file with signature ``"serving_default"`` taking ``inputs`` float32 ``[n_frames, 543, 3]``, one
-raw clip as read from its parquet file (NaN included), and returning ``outputs`` ``[250]``.
+Chapter 6 (export and inference) explains this module; the export itself (the Keras export
+archive, the converter and its settings, the atomic write) is chapter 6's cell tagged ``export``,
+``recipe.export_tflite``. The competition's contract: a TFLite file with signature
+``"serving_default"`` taking ``inputs`` float32 ``[n_frames, 543, 3]``, one raw clip as read from
+its parquet file (NaN included), and returning ``outputs`` ``[250]``.
 Preprocessing (``preprocessing.PreprocessLayer``) therefore runs *inside* the graph, and only
 builtin TFLite ops are allowed (no Flex / SELECT_TF_OPS).
 
@@ -16,8 +18,9 @@ Two traps, both measured on TF 2.21 / Keras 3:
 * The seed preset's random frame drop at inference (see ``model.FrameMask``) would make the
   competition graph non-deterministic, and it does not even convert: Keras 3's
   ``keras.random.uniform`` becomes ``StatelessRandomGetKeyCounter`` + ``StatelessRandomUniformV2``,
-  which are not builtin TFLite ops (measured). It is switched off while the graph is traced
-  (and restored afterwards), so the file computes the model's deterministic inference.
+  which are not builtin TFLite ops (measured). The export switches it off while the graph is
+  traced (``model.frame_drop_at_inference``, restored afterwards), so the file computes the
+  model's deterministic inference.
 
 The file computes only the clip's frames (``compact=True``, the default): a typical clip has
 10-25 frames with the dominant hand, and the other rows of the model's 64 are padding. With

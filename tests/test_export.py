@@ -1,4 +1,5 @@
-"""Tests of gislr_utils.export: the competition's TFLite contract, builtins only, agreement."""
+"""Tests of gislr_utils.export and chapter 6's export (recipe.export_tflite): the competition's
+TFLite contract, builtins only, agreement, files replaced whole."""
 import os
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 import gislr_utils  # noqa: F401  (environment before TensorFlow)
 from gislr_utils._tf import keras
-from gislr_utils import config, export
+from gislr_utils import config, export, recipe
 from gislr_utils.model import build_model, frame_drop_at_inference
 from gislr_utils.preprocessing import preprocess
 
@@ -66,8 +67,8 @@ def exported(tmp_path_factory):
     model = tiny(attention_mask="seed", frame_drop_at_inference=True)
     randomise(model)
     d = tmp_path_factory.mktemp("tflite")
-    path = export.export_tflite(model, d / "model.tflite")
-    path16 = export.export_tflite(model, d / "model_fp16.tflite", fp16=True)
+    path = recipe.export_tflite(model, d / "model.tflite")
+    path16 = recipe.export_tflite(model, d / "model_fp16.tflite", fp16=True)
     return model, path, path16
 
 
@@ -95,6 +96,21 @@ def test_builtin_ops_only_and_weights_inside(exported):
 def test_export_restores_the_models_frame_drop_setting(exported):
     model, _, _ = exported
     assert model.get_layer("frame_mask").frame_drop_at_inference is True
+
+
+def test_export_replaces_a_file_whole_under_its_readers(exported, tmp_path):
+    """Issue 26: a second chapter 6 re-exporting a file while the first read it killed the reader
+    (SIGBUS): the file was written in place. Now the new bytes go to a temporary name that is
+    renamed over the old file, so an open reader keeps the old file, whole."""
+    model, first, _ = exported
+    path = tmp_path / "model.tflite"
+    path.write_bytes(first.read_bytes())
+    with open(path, "rb") as reader:
+        inode = os.fstat(reader.fileno()).st_ino
+        assert recipe.export_tflite(model, path, compact=False) == path   # other bytes, same name
+        assert reader.read() == first.read_bytes()                        # the reader's file, intact
+    assert path.stat().st_ino != inode and path.read_bytes() != first.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tflite"]  # no temporary left
 
 
 def test_tflite_agrees_with_keras_on_synthetic_clips(exported):
@@ -129,7 +145,7 @@ def test_tflite_agrees_with_keras_on_real_clips(exported):
 def test_keys_mode_model_exports(tmp_path):
     model = tiny(attention_mask="keys")
     randomise(model, 1)
-    path = export.export_tflite(model, tmp_path / "keys.tflite")
+    path = recipe.export_tflite(model, tmp_path / "keys.tflite")
     clips = synthetic_clips(1)[:2]
     np.testing.assert_allclose(export.tflite_predict(path, clips), keras_predict(model, clips),
                                atol=1e-5)
@@ -189,8 +205,8 @@ def test_file_on_valid_frames_gives_the_64_frame_probabilities(mode, tmp_path, s
     keras.utils.set_random_seed(0)
     model = build_model(config.resolve("classroom", attention_mask=mode, **COMPACT))
     randomise(model, 2)
-    new = export.export_tflite(model, tmp_path / "valid_frames.tflite")
-    old = export.export_tflite(model, tmp_path / "64_frames.tflite", compact=False)
+    new = recipe.export_tflite(model, tmp_path / "valid_frames.tflite")
+    old = recipe.export_tflite(model, tmp_path / "64_frames.tflite", compact=False)
     no_hand = synthetic_clips()[0].copy()
     no_hand[:, 468:489] = np.nan
     long_clip = synthetic_clips()[2]
