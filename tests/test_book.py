@@ -59,6 +59,7 @@ def _setup_cell(path: Path) -> str:
     (dict(learning_rate=0.0), "learning_rate=0.0 must be in (0.0, 10.0]"),        # issue 26
     (dict(learning_rate=0.0, schedule="constant"), "learning_rate=0.0 must be in (0.0, 10.0]"),
     (dict(learning_rate=float("nan")), "learning_rate=nan must be a number"),
+    (dict(learning_rate="fast"), "learning_rate='fast' must be a number"),
     (dict(units=30, num_heads=4), "units=30 must be divisible by num_heads=4"),
     (dict(frame_drop_at_inference=True), "frame_drop_at_inference=True needs attention_mask='seed'"),
     (dict(epoch=1), "unknown setting(s) ['epoch']"),
@@ -85,6 +86,15 @@ def test_setup_rejects_bad_folders(tmp_path):
     with pytest.raises(ParameterError, match="artifacts_dir=.* is a file"):
         book.setup("real-sample", tmp_path / "file")
     assert not (tmp_path / "art").exists()
+
+
+def test_none_takes_the_presets_value():
+    assert config.resolve("seed", units=None).units == 512 and config.resolve("classroom", units=None).units == 96
+
+
+def test_paths_on_pages_are_relative_to_the_repository(tmp_path):
+    assert book.show_path(config.REPO_ROOT / "artifacts" / "runs" / "x") == "./artifacts/runs/x"
+    assert book.show_path(tmp_path / "model.weights.h5") == str(tmp_path / "model.weights.h5")   # outside
 
 
 def test_check_helpers():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import re
 import shutil
 
 import numpy as np
@@ -89,6 +90,10 @@ def test_train_run_saves_the_run_it_trained(finished_run, real_prepared):
     np.testing.assert_allclose(h["learning_rate"], training.learning_rates(cfg), rtol=1e-6)
     assert np.isfinite(h[["loss", "val_loss"]].to_numpy()).all()
     assert run.model.count_params() == gm.build_model(cfg).count_params()
+    # what training printed: plain lines, one per epoch, no Keras progress bar
+    printed = finished_run.printed
+    assert not any(c in printed for c in ("\x1b[", "\b", "\r"))
+    assert len(re.findall(rf"^epoch +\d+/{EPOCHS} ", printed, re.M)) == EPOCHS
 
 
 def test_a_second_call_loads_the_finished_run_without_training(finished_run, real_prepared, no_training):
