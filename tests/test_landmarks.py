@@ -71,3 +71,11 @@ def test_dominant_hand_in_a_tensorflow_graph_agrees():
 def test_dominant_hand_rejects_a_wrong_shape():
     with pytest.raises(ValueError, match="543"):
         landmarks.dominant_hand(np.zeros((4, 66, 3)))
+
+
+def test_middle_hand_frame_is_the_middle_of_the_frames_showing_the_dominant_hand():
+    frames = np.full((7, 543, 3), np.nan, np.float32)
+    frames[[1, 2, 4, 6], 522:543] = 0.5                # right hand (dominant) in frames 1, 2, 4, 6
+    frames[[0, 3], 468:470] = 0.5                      # a little of the left hand elsewhere
+    assert landmarks.middle_hand_frame(frames) == 4    # the 3rd of 4 visible frames (index 4 // 2)
+    assert landmarks.middle_hand_frame(np.full((5, 543, 3), np.nan, np.float32)) == 2   # no hand: middle
