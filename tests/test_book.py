@@ -41,7 +41,7 @@ def _setup_cell(path: Path) -> str:
 # Bad values
 # --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(preset="nope"), "preset='nope' is not valid; choose one of ['classroom', 'seed']"),
+    (dict(preset="nope"), "preset='nope' is not valid; choose one of ['classroom', 'improved', 'seed']"),
     (dict(seed=-1), "seed=-1 must be >= 0"),
     (dict(seed=2**32), "seed=4294967296 must be <= 4294967295"),
     (dict(seed="0"), "seed='0' must be an integer"),
@@ -119,7 +119,7 @@ def test_every_parameter_has_a_type_and_every_integer_a_range(path):
     params = papermill.inspect_notebook(str(path))
     assert list(params) == [line.split("=")[0].strip() for line in _parameters_cell(path).splitlines()]
     code = "\n".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "code")
-    ranges = {**config.INT_RANGES, **book.PARAMETER_RANGES}
+    ranges = config.INT_RANGES
     for name, p in params.items():
         assert p["inferred_type_name"] not in ("None", "") and p["help"], f"{path.name}: {name} has no type/help"
         if "int" in p["inferred_type_name"]:

@@ -37,7 +37,10 @@ def _tags(cell) -> list:
 
 def test_every_chapter_is_in_the_toc_in_order_and_stored_without_outputs():
     toc = re.findall(r"file: chapters/(\S+)", (REPO / "_toc.yml").read_text())
-    assert toc == [p.stem for p in CHAPTERS] and len(toc) >= 6
+    assert toc == [p.stem for p in CHAPTERS] + ["08_what_was_reproduced"] and len(toc) >= 8
+    closing = (REPO / "chapters" / "08_what_was_reproduced.md").read_text()
+    for fact in ("5,315,965", "0.9885", "0.71", "0.80", "84.2%", "## Summary"):     # issue 25's closing chapter
+        assert fact in closing, fact
     for path in CHAPTERS:
         code = [c for c in _cells(path) if c["cell_type"] == "code"]
         assert all(not c["outputs"] and c["execution_count"] is None for c in code), f"{path.name}: outputs stored"

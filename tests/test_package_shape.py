@@ -8,7 +8,9 @@ import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gislr_utils"
-MAX_TOTAL = 2600          # lines of code in the whole package
+MAX_TOTAL = 2600          # lines of code in the package, chapter 7's two modules apart
+CHAPTER7 = ("augment.py", "improved.py")     # what issue 27 adds: at most about 350 lines
+MAX_CHAPTER7 = 350
 MAX_MODULE = 400          # lines of code in one module
 MAX_FUNCTION = 60         # lines of code in one function or method
 MAX_BOOK = 100            # lines of code in book.py: it only sets a chapter up
@@ -17,6 +19,7 @@ MAX_BOOK = 100            # lines of code in book.py: it only sets a chapter up
 # neighbours below it in this order), never upwards. The book's plumbing sits on top.
 FLOORS = [
     ["_tf", "landmarks", "config", "runs"],
+    ["augment", "improved"],
     ["dataset"],
     ["preprocessing", "statistics", "synthetic"],
     ["model"],
@@ -92,8 +95,10 @@ def test_function_sizes_count_code_lines_per_function():
 
 def test_package_and_modules_are_small():
     sizes = {str(p.relative_to(PACKAGE)): code_lines(p.read_text(encoding="utf-8")) for p in _files()}
-    total = sum(sizes.values())
+    total = sum(n for name, n in sizes.items() if name not in CHAPTER7)
     assert total <= MAX_TOTAL, f"gislr_utils has {total} lines of code (at most {MAX_TOTAL}): {sizes}"
+    added = sum(sizes[name] for name in CHAPTER7)
+    assert added <= MAX_CHAPTER7, f"chapter 7's modules have {added} lines of code (at most {MAX_CHAPTER7})"
     big = {name: n for name, n in sizes.items() if n > MAX_MODULE}
     assert not big, f"modules over {MAX_MODULE} lines of code: {big}"
     assert sizes["book.py"] <= MAX_BOOK, f"book.py has {sizes['book.py']} lines of code (at most {MAX_BOOK})"
