@@ -34,7 +34,7 @@ def train_run(prepared, cfg, run_dir, strategy="one", verbose=1):
     batches = training.BalancedSignBatches(prepared, split["train"], cfg)
     with training.get_strategy(strategy).scope():
         net = model.build_model(cfg, stats, steps_per_epoch=len(batches))
-        training.compile_model(net, cfg)
+        net = training.compiled(net, cfg)  # compile_model, shown above
     work = run_dir / f"unfinished-{runs.key_of(spec)}"   # backup and log
     work.mkdir(parents=True, exist_ok=True)
     callbacks = [

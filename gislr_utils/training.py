@@ -220,6 +220,29 @@ def compile_model(model, cfg: RunConfig):
     return model
 
 
+_COMPILED: dict = {}          # compile_model's models of this process, by what their step depends on
+
+
+def compiled(net, cfg: RunConfig):
+    """`compile_model(net, cfg)`; or, when this process compiled a model of the same layers and
+    training settings before (another seed of the comparisons of chapters 6 and 7), that model
+    with `net`'s weights and its optimizer as new: Keras then does not trace (and XLA compile)
+    its training step again, which takes seconds a run. The run is the same, bit for bit."""
+    key = runs.key_of({"layers": [layer.get_config() for layer in net.layers],
+                       "settings": {**cfg.as_dict(), "seed": 0, "epochs": 0, "augmentation": False},
+                       "replicas": tf.distribute.get_strategy().num_replicas_in_sync})
+    if key not in _COMPILED:
+        compile_model(net, cfg)
+        _COMPILED[key] = net, [keras.ops.convert_to_numpy(v) for v in net.optimizer.variables]
+        return net
+    twin, start = _COMPILED[key]
+    twin.set_weights(net.get_weights())
+    for variable, value in zip(twin.optimizer.variables, start):
+        variable.assign(value)
+    twin._initial_epoch = None            # what BackupAndRestore set on a resumed run
+    return twin
+
+
 def get_strategy(name: str = "one") -> tf.distribute.Strategy:
     """A ``tf.distribute`` strategy: "one" (one device), "mirrored" (all visible GPUs, or the CPU's
     logical devices: ``GISLR_CPU_REPLICAS``), "tpu", or "auto" (a TPU when one is attached, all
