@@ -112,7 +112,7 @@ class ServingModel(keras.layers.Layer):
         super().__init__(**kwargs)
         self.model = model
         self.compact = bool(compact)
-        self.preprocess = PreprocessLayer(input_size=int(model.inputs[0].shape[1]))
+        self.preprocess = PreprocessLayer(int(model.inputs[0].shape[1]))
         self.built = True      # no weights of its own; the model is built
 
     def call(self, inputs):
