@@ -42,7 +42,6 @@ from .landmarks import N_DIMS, N_ROWS, TYPE_STARTS
 
 GENERATOR_VERSION = 2
 TEMPLATE_NAME = "synthetic_template.json"
-SIGNS_NAME = "synthetic_signs.json"
 DEFAULT_SIZE = dict(n_signs=25, n_participants=20, clips_per_sign=3)
 LEFT_FRACTION = 0.35      # participants signing with MediaPipe's left_hand (real sample: 8 of 21)
 SWITCH_FRACTION = 0.05    # clips signed with the other hand
@@ -114,7 +113,7 @@ class SignSpec:
 # ring, pinky: 0 straight, 1 fully bent; finger spread: -1 together, 0 the template's, 1 wide), the
 # hand-made signs (the fields that differ from SignSpec's defaults) and the pairs of them made
 # alike on purpose (sign, sign, how; chapter 5 looks for them among the most confused signs).
-_SIGNS = _data_file(SIGNS_NAME)
+_SIGNS = _data_file("synthetic_signs.json")
 HANDSHAPES = {k: tuple(v) for k, v in _SIGNS["handshapes"].items()}
 CATALOGUE: tuple[SignSpec, ...] = tuple(
     SignSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in sign.items()}) for sign in _SIGNS["signs"])
@@ -332,16 +331,13 @@ def _timeline(rng, spec: SignSpec, p, base_length: float):
 class _Body:
     """One clip's signer placed in the image (`_place_body`): what hands and arms are drawn from."""
     frames: np.ndarray          # [n, 543, 3] float64, written in place
+    pose: np.ndarray            # [n, 33, 3]: a view of the frames' pose rows
     p: object                   # the participant (a row of `_participants`)
     tpl: dict
     sw: float                   # shoulder width in the image
     mid: np.ndarray             # [n, 2] the middle of the shoulders
     pz: float                   # depth of the pose
     hand_len: float = 0.0
-
-    @property
-    def pose(self):                              # a view: written in place
-        return self.frames[:, POSE0:POSE0 + 33]
 
     def to_img(self, v_body, side):              # body units on `side` -> image offset
         return np.asarray(v_body) * np.array([side, 1.0]) * self.sw
@@ -389,8 +385,8 @@ def _place_body(rng, p, tpl, n: int) -> _Body:
     face[..., 2] += st["face_z_mean"]
     face += rng.normal(0, 0.0008 * p.jitter, face.shape)
     frames[:, FACE] = face
-    body = _Body(frames, p, tpl, sw, mid_t, p.pose_z + rng.normal(0, 0.1))
-    pose = body.pose
+    pose = frames[:, POSE0:POSE0 + 33]                              # a view: written in place
+    body = _Body(frames, pose, p, tpl, sw, mid_t, p.pose_z + rng.normal(0, 0.1))
     pose[:, :, :2] = tpl["pose_body"][:, :2] * sw + mid_t[:, None]
     pose[:, :11, :2] = (tpl["pose_head"][:, :2] @ rot[:, :2, :2].transpose(0, 2, 1)) * fscale + head[:, None]
     pose[:, :, 2] = tpl["pose_body"][:, 2] + body.pz
