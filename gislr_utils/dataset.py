@@ -340,13 +340,12 @@ def _int64_column(csv, df: pd.DataFrame, col: str) -> np.ndarray:
     return text.to_numpy(object).astype(np.int64)
 
 
-def read_clips(data_dir, signs=None) -> pd.DataFrame:
+def read_clips(data_dir) -> pd.DataFrame:
     """The clips of a GISLR data directory as a DataFrame.
 
     Columns: ``path`` (absolute str), ``participant_id`` (int), ``sequence_id`` (int), ``sign``
     (str) and ``label`` (int, the sign's index in the competition's sign map). Rows keep the
-    order of ``train.csv`` (the original notebook's order), index 0..n-1. `signs` (optional)
-    keeps only those signs (names; each must be in the map and have clips).
+    order of ``train.csv`` (the original notebook's order), index 0..n-1.
 
     Errors name the path: missing ``train.csv`` or sign map (FileNotFoundError), a sign map
     other than the competition's (`read_sign_map`), missing columns, ids that are not integers
@@ -385,15 +384,6 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
         raise GISLRDataError(f"{csv}: sign {df['sign'].iloc[r]!r} on line {r + 2} is not in "
                              f"{SIGN_MAP_NAME} ({unknown.sum()} row(s), sign(s) {names[:10]})")
     _check_ids_match_paths(csv, df)
-    if signs is not None:
-        signs = [signs] if isinstance(signs, str) else list(signs)
-        not_in_map = [s for s in signs if s not in sign_map]
-        if not_in_map:
-            raise ValueError(f"signs {not_in_map} are not in {data_dir / SIGN_MAP_NAME}")
-        absent = sorted(set(signs) - set(df["sign"]))
-        if absent:
-            raise GISLRDataError(f"{csv}: no clips of sign(s) {absent}")
-        df = df[df["sign"].isin(signs)]
     root = str(data_dir.absolute())
     paths = [os.path.join(root, p) for p in df["path"].astype(str)]
     _check_listed_once(csv, df, pd.Series([os.path.realpath(p) for p in paths]))
