@@ -475,33 +475,6 @@ def clip_summary(clips: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     return pd.concat([clips, stats], axis=1)
 
 
-SUMMARY_COLUMNS = ("n_frames", "left_hand_missing", "right_hand_missing", "dominant")
-
-
-def compare_summaries(summaries: dict) -> pd.DataFrame:
-    """Clip lengths and missing hands of several data sets side by side (chapter 2).
-
-    `summaries` maps a name to :func:`clip_summary`'s table. One column per data set, rows:
-    clips, median / mean / max frames, the mean share of frames without the dominant hand and
-    without the other hand, and the share of left-dominant clips.
-    """
-    if not summaries:
-        raise ValueError("summaries is empty")
-    table = {}
-    for name, s in summaries.items():
-        missing = [c for c in SUMMARY_COLUMNS if c not in s]
-        if missing:
-            raise ValueError(f"summary {name!r} lacks column(s) {missing}; expected clip_summary's table")
-        left = (s["dominant"] == "left").to_numpy()
-        dominant = np.where(left, s["left_hand_missing"], s["right_hand_missing"])
-        other = np.where(left, s["right_hand_missing"], s["left_hand_missing"])
-        table[name] = {"clips": len(s), "median frames": s["n_frames"].median(),
-                       "mean frames": s["n_frames"].mean(), "max frames": s["n_frames"].max(),
-                       "frames without dominant hand": dominant.mean(), "frames without other hand": other.mean(),
-                       "left-dominant clips": left.mean()}
-    return pd.DataFrame(table)
-
-
 def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: str | None = None):
     """A typical clip to draw (chapters 1 and 2): its dominant hand visible in at least
     `min_hand_share` of its frames, its length closest to the median; ties by sequence_id.
