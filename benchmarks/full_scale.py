@@ -8,13 +8,16 @@ script here; the full rehearsal writes about 40 GB and runs for an hour or more)
 
 Stages (each prints wall time, CPU time, peak memory, disk used and a projection):
 
-1. ``generate``: `synthetic.generate` with the real data's shape: 94,477 clips (``--clips``),
-   250 distinct signs, 21 participants, uneven clips per participant and sign, the real
-   clip-length distribution; into ``<out>/data`` (about 376 KB a clip: 35 GB at full size).
-   The generator draws clips one after the other (about 10 ms of CPU a clip); on a busy machine
-   ``--distinct N`` generates N clips and brings the set to ``--clips`` files with byte copies of
-   them under new sequence ids (same participant and sign; `replicate`), which costs the next
-   stages the same per file. Skipped when ``<out>/data`` already holds this set.
+1. ``generate``: `synthetic.generate` at the real data's size: 94,477 clips (``--clips``) of
+   21 participants, the real clip-length distribution, into ``<out>/data`` (about 376 KB a
+   clip: 35 GB at full size). The generator has 26 hand-made signs (`synthetic.CATALOGUE`), not
+   250: the set holds those 26 signs with more clips a sign (about 3,600 instead of about 380),
+   the same number of clips of each sign and participant; preparing and training cost the same
+   per clip whatever the sign. The generator draws clips one after the other (about 10 ms of CPU
+   a clip); on a busy machine ``--distinct N`` generates about N clips (a multiple of 21 x 26)
+   and brings the set to ``--clips`` files with byte copies of them under new sequence ids (same
+   participant and sign; `replicate`), which costs the next stages the same per file. Skipped
+   when ``<out>/data`` already holds this set.
 2. ``prepare``: `preprocessing.prepare_dataset` into ``<out>/artifacts`` (memory-mapped result);
    goal: <= 3 minutes for 94,477 files on 2 cores.
 3. ``train``: the seed preset as `training.train` sets it up (`training.split_rows`, statistics
@@ -22,7 +25,9 @@ Stages (each prints wall time, CPU time, peak memory, disk used and a projection
    `training.compile_model`, `training.batch_dataset` of `training.BalancedSignBatches` over the
    memory-mapped arrays), fitted for ``--warmup`` + ``--steps`` steps; the time per step after
    the warm-up gives the projected time of a full run (the preset's 100 epochs of
-   ``len(train) // 1000`` steps; the seed preset validates nothing while it trains).
+   ``len(train) // 1000`` steps; the seed preset validates nothing while it trains). With 26
+   signs instead of 250, a batch holds 1000 // 26 = 38 clips of every sign (988 clips) instead
+   of the seed's 4 of each of 250 (1,000): the same cost a step.
 4. ``pipeline``: `training.batch_dataset`'s samples/s from the memory map and from RAM against
    the training step's (`benchmarks/input_pipeline.py`).
 
@@ -32,6 +37,9 @@ read) and ``RssAnon`` (memory the process owns; file pages can be dropped by the
 time). The goal (<= 8 GB) is for the peak RSS. Results go to ``<out>/full_scale.json`` too, one
 entry per stage, so that stages run in separate calls are reported together.
 Remove ``<out>`` afterwards (``--cleanup`` does it at the end).
+
+The measurements below were made with an earlier generator that drew 224 more signs
+procedurally (250 in all, unevenly many clips each); they are not redone.
 
 Measured 2026-11-25 (``--full --distinct 8000 --steps 1``, 2 cores shared with other jobs, load
 average 6-12, so wall times are 3-4x those of an idle machine; the CPU-time estimates are not):
@@ -84,7 +92,8 @@ import gislr_utils  # noqa: F401  (silences TensorFlow first)
 from gislr_utils import config, dataset, preprocessing, statistics, synthetic, training
 
 N_CLIPS = 94_477
-N_SIGNS = 250
+N_SIGNS = len(synthetic.CATALOGUE)     # 26 hand-made signs (GISLR: 250)
+SEED_BATCH = 1000                     # the seed's batch: 4 clips of each of 250 signs
 N_PARTICIPANTS = 21
 GB = 1024 ** 3
 
@@ -187,10 +196,12 @@ def stage_generate(args, results):
         print(f"generate: {data_dir} already holds this set; not generated again")
         return
     with Stage("generate", results) as st:
+        per_sign = max(1, distinct // (N_PARTICIPANTS * N_SIGNS))   # clips of a sign a participant
         synthetic.generate(data_dir, seed=args.seed, n_signs=N_SIGNS,
-                           n_participants=N_PARTICIPANTS, n_clips=distinct, overwrite=True,
+                           n_participants=N_PARTICIPANTS, clips_per_sign=per_sign, overwrite=True,
                            progress=args.progress)
         gen_s = time.perf_counter() - st.t0
+        distinct = per_sign * N_PARTICIPANTS * N_SIGNS
         if distinct < args.clips:
             replicate(data_dir, args.clips, args.seed)
         marker.write_text(json.dumps(settings))
@@ -246,14 +257,13 @@ def stage_train(args, results):
     import train_step
 
     prep = preprocessing.prepare_dataset(args.out / "data", args.out / "artifacts", progress=False, mmap=True)
-    cfg = config.resolve("seed", args.seed)
+    cfg = config.resolve("seed", args.seed, batch_all_signs_n=SEED_BATCH // N_SIGNS)
     with Stage("stats", results) as st:
         rows = training.split_rows(prep, cfg)
         stats = statistics.compute_stats(prep.X, rows=rows["train"])
         st.info.update(n_train=len(rows["train"]), n_test=len(rows["test"]))
     with Stage("train", results) as st:
-        batches = training.BalancedSignBatches(prep.X, prep.idxs, prep.y, cfg.batch_all_signs_n, rows["train"],
-                                               cfg.seed, cfg.num_classes)
+        batches = training.BalancedSignBatches(prep, rows["train"], cfg)
         r = train_step.time_steps(cfg, batches, stats, steps=args.steps, warmup=args.warmup)
         epoch_s = batches.steps_per_epoch * r["step_s"]
         idle_epoch_s = batches.steps_per_epoch * r["step_cpu_s"] / (os.cpu_count() or 1)

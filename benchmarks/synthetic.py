@@ -179,7 +179,8 @@ def write_template(path=None, real_dir=None) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-signs", type=int, default=synthetic.DEFAULT_SIZE["n_signs"])
+    ap.add_argument("--n-signs", type=int, default=synthetic.DEFAULT_SIZE["n_signs"],
+                    help=f"2 to {len(synthetic.CATALOGUE)} (the hand-made signs)")
     ap.add_argument("--n-participants", type=int, default=synthetic.DEFAULT_SIZE["n_participants"])
     ap.add_argument("--clips-per-sign", type=int, default=synthetic.DEFAULT_SIZE["clips_per_sign"])
     ap.add_argument("--baseline", action="store_true", help="fit the logistic-regression baseline")

@@ -340,13 +340,12 @@ def _int64_column(csv, df: pd.DataFrame, col: str) -> np.ndarray:
     return text.to_numpy(object).astype(np.int64)
 
 
-def read_clips(data_dir, signs=None) -> pd.DataFrame:
+def read_clips(data_dir) -> pd.DataFrame:
     """The clips of a GISLR data directory as a DataFrame.
 
     Columns: ``path`` (absolute str), ``participant_id`` (int), ``sequence_id`` (int), ``sign``
     (str) and ``label`` (int, the sign's index in the competition's sign map). Rows keep the
-    order of ``train.csv`` (the original notebook's order), index 0..n-1. `signs` (optional)
-    keeps only those signs (names; each must be in the map and have clips).
+    order of ``train.csv`` (the original notebook's order), index 0..n-1.
 
     Errors name the path: missing ``train.csv`` or sign map (FileNotFoundError), a sign map
     other than the competition's (`read_sign_map`), missing columns, ids that are not integers
@@ -385,15 +384,6 @@ def read_clips(data_dir, signs=None) -> pd.DataFrame:
         raise GISLRDataError(f"{csv}: sign {df['sign'].iloc[r]!r} on line {r + 2} is not in "
                              f"{SIGN_MAP_NAME} ({unknown.sum()} row(s), sign(s) {names[:10]})")
     _check_ids_match_paths(csv, df)
-    if signs is not None:
-        signs = [signs] if isinstance(signs, str) else list(signs)
-        not_in_map = [s for s in signs if s not in sign_map]
-        if not_in_map:
-            raise ValueError(f"signs {not_in_map} are not in {data_dir / SIGN_MAP_NAME}")
-        absent = sorted(set(signs) - set(df["sign"]))
-        if absent:
-            raise GISLRDataError(f"{csv}: no clips of sign(s) {absent}")
-        df = df[df["sign"].isin(signs)]
     root = str(data_dir.absolute())
     paths = [os.path.join(root, p) for p in df["path"].astype(str)]
     _check_listed_once(csv, df, pd.Series([os.path.realpath(p) for p in paths]))
@@ -483,33 +473,6 @@ def clip_summary(clips: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     stats["no_hand"] = (stats["left_hand_values"] == 0) & (stats["right_hand_values"] == 0)
     stats = stats.drop(columns=["left_hand_values", "right_hand_values"])
     return pd.concat([clips, stats], axis=1)
-
-
-SUMMARY_COLUMNS = ("n_frames", "left_hand_missing", "right_hand_missing", "dominant")
-
-
-def compare_summaries(summaries: dict) -> pd.DataFrame:
-    """Clip lengths and missing hands of several data sets side by side (chapter 2).
-
-    `summaries` maps a name to :func:`clip_summary`'s table. One column per data set, rows:
-    clips, median / mean / max frames, the mean share of frames without the dominant hand and
-    without the other hand, and the share of left-dominant clips.
-    """
-    if not summaries:
-        raise ValueError("summaries is empty")
-    table = {}
-    for name, s in summaries.items():
-        missing = [c for c in SUMMARY_COLUMNS if c not in s]
-        if missing:
-            raise ValueError(f"summary {name!r} lacks column(s) {missing}; expected clip_summary's table")
-        left = (s["dominant"] == "left").to_numpy()
-        dominant = np.where(left, s["left_hand_missing"], s["right_hand_missing"])
-        other = np.where(left, s["right_hand_missing"], s["left_hand_missing"])
-        table[name] = {"clips": len(s), "median frames": s["n_frames"].median(),
-                       "mean frames": s["n_frames"].mean(), "max frames": s["n_frames"].max(),
-                       "frames without dominant hand": dominant.mean(), "frames without other hand": other.mean(),
-                       "left-dominant clips": left.mean()}
-    return pd.DataFrame(table)
 
 
 def pick_example(summary: pd.DataFrame, min_hand_share: float = 0.6, dominant: str | None = None):

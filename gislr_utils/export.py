@@ -112,7 +112,7 @@ class ServingModel(keras.layers.Layer):
         super().__init__(**kwargs)
         self.model = model
         self.compact = bool(compact)
-        self.preprocess = PreprocessLayer(input_size=int(model.inputs[0].shape[1]))
+        self.preprocess = PreprocessLayer(int(model.inputs[0].shape[1]))
         self.built = True      # no weights of its own; the model is built
 
     def call(self, inputs):
@@ -125,14 +125,11 @@ class ServingModel(keras.layers.Layer):
 
 
 def load_interpreter(path, num_threads: int | None = None):
-    """A LiteRT interpreter for `path` (``ai_edge_litert``; ``tf.lite`` if it is missing)."""
+    """A LiteRT interpreter (``ai_edge_litert``) for `path`."""
+    from ai_edge_litert.interpreter import Interpreter
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: TFLite file not found")
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - ai_edge_litert is in requirements.txt
-        Interpreter = tf.lite.Interpreter
     return Interpreter(model_path=str(path), num_threads=num_threads)
 
 

@@ -281,10 +281,6 @@ class LandmarkNormalisation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.mean = _stat_array(mean, 0.0, "mean")
         self.std = _stat_array(std, 1.0, "std")
-        if not np.all(self.std > 0):
-            bad = np.unique(np.where(~(self.std > 0))[0])
-            raise ValueError("normalisation std must be > 0; got zero, negative "
-                             f"or NaN std for landmark columns {bad}")
 
     def call(self, frames):
         x = frames[..., :2]
@@ -307,14 +303,17 @@ class LandmarkNormalisation(keras.layers.Layer):
 
 
 def _stat_array(value, default, what):
+    """`mean` or `std` as float32 [66, 2] (None: `default` everywhere): finite, a std > 0."""
     if value is None:
         return np.full((N_COLS, 2), default, np.float32)
     arr = np.asarray(value, dtype=np.float32)
     if arr.shape != (N_COLS, 2):
         raise ValueError(f"normalisation {what} must have shape ({N_COLS}, 2) (x, y of the "
                          f"{N_COLS} selected landmarks); got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"normalisation {what} contains NaN/inf")
+    bad = ~np.isfinite(arr) | ((arr <= 0) if what == "std" else False)
+    if bad.any():
+        raise ValueError(f"normalisation {what} must be finite{' and > 0' * (what == 'std')}; it is not "
+                         f"for landmark columns {np.unique(np.where(bad)[0])}")
     return arr
 
 
@@ -375,7 +374,8 @@ class MaskedMeanPooling(keras.layers.Layer):
 # --------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------
-def build_model(cfg: RunConfig, stats: dict | None = None, steps_per_epoch: int = 1) -> keras.Model:
+def build_model(cfg: RunConfig, stats: dict | None = None,
+                steps_per_epoch: int = 1) -> keras.Model:
     """The (uncompiled) GISLR transformer of a run's settings (chapter 3; chapter 4 trains it).
 
     `cfg` is a `config.RunConfig` (``config.resolve("seed")`` is the report's model, 5,315,965
@@ -414,9 +414,9 @@ def build_model(cfg: RunConfig, stats: dict | None = None, steps_per_epoch: int 
     x = FrameEmbedding(cfg.units, cfg.embedding_units, T,
                        name="embedding")(lips, hand, pose, idxs)
     if cfg.motion_lags:                            # chapter 7: motion
-        lags = range(1, cfg.motion_lags + 1)
-        x = x + improved.MotionEmbedding(cfg.units, cfg.embedding_units, lags,
-                                         name="motion_embedding")(lips, hand, pose)
+        x = x + improved.MotionEmbedding(
+            cfg.units, cfg.embedding_units, range(1, cfg.motion_lags + 1),
+            name="motion_embedding")(lips, hand, pose)
     if cfg.conv_blocks:                            # chapter 7: 1st place's
         valid = FrameMask(0.0, name="valid_frames", dtype="float32")(idxs)
     for i in range(cfg.num_blocks):
@@ -528,18 +528,12 @@ def attention_weights(model: keras.Model, frames, idxs, block: int = 0,
 def parameter_counts(model: keras.Model) -> dict[str, int]:
     """Parameters per part, in the layout of the seed's model summary (chapter 3)."""
     emb = model.get_layer("embedding")
-    counts = {
-        "total": model.count_params(),
-        "embedding": emb.count_params(),
-        "positional_embedding": emb.positional_embedding.count_params(),
-        "lips_embedding": emb.lips_embedding.count_params(),
-        "left_hand_embedding": emb.left_hand_embedding.count_params(),
-        "pose_embedding": emb.pose_embedding.count_params(),
-        "fc": emb.fc.count_params(),
-        "landmark_weights": int(np.prod(emb.landmark_weights.shape)),
-        "transformer": sum(b.count_params() for b in blocks(model)),
-        "classifier": model.get_layer("classifier").count_params(),
-    }
+    parts = ("positional_embedding", "lips_embedding", "left_hand_embedding", "pose_embedding", "fc")
+    counts = {"total": model.count_params(), "embedding": emb.count_params(),
+              **{name: getattr(emb, name).count_params() for name in parts},
+              "landmark_weights": int(np.prod(emb.landmark_weights.shape)),
+              "transformer": sum(b.count_params() for b in blocks(model)),
+              "classifier": model.get_layer("classifier").count_params()}
     for i, block in enumerate(blocks(model)):
         counts[f"block_{i}_mha"] = block.mha.count_params()
         counts[f"block_{i}_mlp"] = block.mlp.count_params()

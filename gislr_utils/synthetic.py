@@ -38,11 +38,10 @@ import pandas as pd
 
 from . import config, runs
 from .dataset import SIGN_MAP_NAME, write_landmark_file
-from .landmarks import N_DIMS, N_ROWS, NUM_CLASSES, TYPE_STARTS
+from .landmarks import N_DIMS, N_ROWS, TYPE_STARTS
 
 GENERATOR_VERSION = 2
 TEMPLATE_NAME = "synthetic_template.json"
-SIGNS_NAME = "synthetic_signs.json"
 DEFAULT_SIZE = dict(n_signs=25, n_participants=20, clips_per_sign=3)
 LEFT_FRACTION = 0.35      # participants signing with MediaPipe's left_hand (real sample: 8 of 21)
 SWITCH_FRACTION = 0.05    # clips signed with the other hand
@@ -61,7 +60,6 @@ FACE_ANCHORS = {"forehead": 151, "temple": (356, 127), "eye": (263, 33), "cheek"
                 "mouth": 13, "chin": 152}
 BODY_ANCHORS = {"chest": (0.0, 0.42), "shoulder": (0.5, 0.05), "neutral": (0.35, 0.5),
                 "neutral_high": (0.38, 0.12), "side_high": (0.62, -0.35)}
-ANCHORS = tuple(FACE_ANCHORS) + tuple(BODY_ANCHORS)          # in this order: drawn signs index it
 PATHS = ("line", "tap", "circle", "hops", "wag", "strokes", "hold")
 
 
@@ -94,7 +92,7 @@ class SignSpec:
     """One synthetic sign, described for the *dominant* hand on the signer's left (image right);
     offsets are in shoulder widths (x toward the dominant side, y down), angles in degrees."""
     name: str
-    anchor: str                 # where the contact point starts (see ANCHORS)
+    anchor: str                 # where the contact point starts (FACE_ or BODY_ANCHORS)
     contact: int                # hand landmark placed on the path (4 thumb tip, 8 index tip, 9 palm)
     path: str                   # see PATHS
     vec: tuple = (0.0, 0.0)     # direction and size of the movement
@@ -115,62 +113,11 @@ class SignSpec:
 # ring, pinky: 0 straight, 1 fully bent; finger spread: -1 together, 0 the template's, 1 wide), the
 # hand-made signs (the fields that differ from SignSpec's defaults) and the pairs of them made
 # alike on purpose (sign, sign, how; chapter 5 looks for them among the most confused signs).
-_SIGNS = _data_file(SIGNS_NAME)
+_SIGNS = _data_file("synthetic_signs.json")
 HANDSHAPES = {k: tuple(v) for k, v in _SIGNS["handshapes"].items()}
 CATALOGUE: tuple[SignSpec, ...] = tuple(
     SignSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in sign.items()}) for sign in _SIGNS["signs"])
 SIMILAR_PAIRS = tuple(tuple(pair) for pair in _SIGNS["similar_pairs"])
-
-
-def sign_key(spec: SignSpec) -> tuple:
-    """What makes two synthetic signs tell-apart at a glance: place (anchor), movement (path and
-    its direction: octant of `vec` for lines, strokes, hops, taps and wags, turning sense for
-    circles, none for holds), hand shape (and the one it changes to) and one or two hands. The
-    procedurally drawn signs of :func:`sign_catalogue` all have different keys, none equal to a
-    hand-made sign's."""
-    if spec.path == "hold":
-        direction = None
-    elif spec.path == "circle":
-        direction = int(np.sign(spec.cycles))
-    else:
-        direction = int(round(math.atan2(spec.vec[1], spec.vec[0]) / (np.pi / 4))) % 8
-    return (spec.anchor, spec.path, direction, spec.shape, spec.shape_end, spec.two_hands)
-
-
-def sign_catalogue(n_signs: int | None = None, seed: int = 0) -> list[SignSpec]:
-    """The signs of a synthetic set: the hand-made :data:`CATALOGUE` first, then (for more than
-    its 26 signs, up to 250) procedurally drawn signs named after the remaining signs of the
-    competition's map, in map order. A drawn sign whose :func:`sign_key` (place, movement and
-    direction, hand shape, hands) equals that of any earlier sign is drawn again, so all drawn
-    signs are distinct; the draws are a function of `seed` alone."""
-    n_signs = DEFAULT_SIZE["n_signs"] if n_signs is None else int(n_signs)
-    if not 2 <= n_signs <= NUM_CLASSES:
-        raise ValueError(f"n_signs={n_signs} must be between 2 and {NUM_CLASSES}")
-    specs = list(CATALOGUE[:n_signs])
-    rng = np.random.default_rng([seed, 7])
-    keys = {sign_key(s) for s in CATALOGUE}
-    names = [name for name in config.SIGN_TO_INDEX if name not in {s.name for s in CATALOGUE}]
-    shapes = sorted(set(HANDSHAPES) - {"relaxed"})
-    for name in names[:max(0, n_signs - len(CATALOGUE))]:
-        spec = _draw_sign(rng, name, shapes)
-        while sign_key(spec) in keys:
-            spec = _draw_sign(rng, name, shapes)
-        keys.add(sign_key(spec))
-        specs.append(spec)
-    return specs
-
-
-def _draw_sign(rng, name: str, shapes: list) -> SignSpec:
-    path, ang, length = PATHS[rng.integers(len(PATHS))], rng.uniform(0, 2 * np.pi), rng.uniform(0.1, 0.45)
-    shape, change = shapes[rng.integers(len(shapes))], rng.random() < 0.3
-    return SignSpec(
-        name, ANCHORS[rng.integers(len(ANCHORS))], int(rng.choice([4, 8, 9, 12])), path,
-        (round(length * math.cos(ang), 3), round(length * math.sin(ang), 3)),
-        cycles=float(rng.choice([1, 2, 3]) * (1 if rng.random() < 0.5 else -1)),
-        shape=shape, shape_end=shapes[rng.integers(len(shapes))] if change else None,
-        shape_cycles=float(rng.integers(0, 3)) if change else 0.0,
-        roll=tuple(np.round(rng.uniform(-90, 90, 2), 0)), yaw=(float(rng.choice([0, 60, 150])),) * 2,
-        two_hands=bool(rng.random() < 0.2), frames=int(rng.integers(11, 19)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,17 +296,15 @@ def _first_frame(rng):
     return int(np.clip(round(math.exp(rng.normal(math.log(20.0), 0.55))), 1, 200))
 
 
-def _clip(rng, spec: SignSpec, p, tpl, base_length: float, no_hands: bool, switch: bool) -> np.ndarray:
-    """Frames [n, 543, 3] (float32, NaN for missing hands) of one clip of `spec` by participant p."""
-    st = tpl["stats"]
-    s = -p.side if switch else p.side                # +1: dominant hand on image right
+def _timeline(rng, spec: SignSpec, p, base_length: float):
+    """A clip's frames: their number n, the sign's phase (0..1) in each, and `blend` (0: hands
+    down, 1: signing); the sign is active in frames ``start`` to ``start + act - 1``.
+
+    Short clips hold just the (quick) sign; longer ones also hold pauses with the hands down,
+    the longest a repeated sign (real clips over 80 frames miss the hand in ~2/3 of frames)."""
     speed = p.speed * math.exp(rng.normal(0, 0.12))
     n = int(np.clip(round(base_length * speed ** 0.5), 3, 400))
     dur = max(4, int(round(spec.frames * speed)))
-
-    # Timeline: active segment (phase 0..1, possibly repeated), transitions, rest.
-    # Short clips hold just the (quick) sign; longer ones also hold pauses with the hands down,
-    # the longest a repeated sign (real clips over 80 frames miss the hand in ~2/3 of frames).
     if n <= 1.3 * dur:
         start, act, reps = 0, n, 1
         p0, p1 = rng.uniform(0, 0.1), rng.uniform(0.9, 1.0)
@@ -379,13 +324,52 @@ def _clip(rng, spec: SignSpec, p, tpl, base_length: float, no_hands: bool, switc
     blend = blend * blend * (3 - 2 * blend)          # smoothstep: 0 hands down, 1 signing
     if start == 0 and act == n:
         blend[:] = 1.0
+    return n, ph, blend, start, act
 
-    # Body placement in the image, per clip and per frame.
+
+@dataclass
+class _Body:
+    """One clip's signer placed in the image (`_place_body`): what hands and arms are drawn from."""
+    frames: np.ndarray          # [n, 543, 3] float64, written in place
+    pose: np.ndarray            # [n, 33, 3]: a view of the frames' pose rows
+    p: object                   # the participant (a row of `_participants`)
+    tpl: dict
+    sw: float                   # shoulder width in the image
+    mid: np.ndarray             # [n, 2] the middle of the shoulders
+    pz: float                   # depth of the pose
+    hand_len: float = 0.0
+
+    def to_img(self, v_body, side):              # body units on `side` -> image offset
+        return np.asarray(v_body) * np.array([side, 1.0]) * self.sw
+
+    def anchor(self, name, side):                # image position [n, 2] of an anchor on `side`
+        if name in BODY_ANCHORS:
+            return self.mid + self.to_img(BODY_ANCHORS[name], side)
+        i = FACE_ANCHORS[name]
+        if isinstance(i, tuple):                 # a pair: the one on the hand's side
+            i = i[0] if side > 0 else i[1]
+        return self.frames[:, i, :2]
+
+    def resting(self, side):                     # wrist [n, 2] and hand [n, 21, 3] hanging down
+        n = len(self.frames)
+        wrist = self.mid + self.to_img(self.tpl["rest_arm"][2, :2], side)
+        wrist[:, 1] = np.maximum(wrist[:, 1], self.p.rest_y)           # below the image
+        local = self.tpl["rest_hand"] * self.hand_len * np.array([side, 1.0, 1.0])
+        return wrist, np.concatenate([wrist[:, None] + local[None, :, :2],
+                                      np.broadcast_to(local[:, 2:], (n, 21, 1))], axis=-1)
+
+    def show_hand(self, side, hand, seen):       # the hand's rows: NaN where MediaPipe lost it
+        self.frames[:, HAND0[side]:HAND0[side] + 21] = np.where(seen[:, None, None], hand, np.nan)
+
+
+def _place_body(rng, p, tpl, n: int) -> _Body:
+    """Face and pose of a clip of n frames: the body placed in the image, per clip and per frame;
+    the face template rotated (roll, yaw, pitch), scaled and placed, its mouth opening and
+    closing; the pose's head points riding with the face, its body from the template."""
+    st = tpl["stats"]
     sw = p.shoulder_width * rng.normal(1.0, 0.04)
     mid_t = np.array([p.mid_x, p.mid_y]) + rng.normal(0, 0.02, 2) + _smooth_noise(rng, n, 0.004, dims=(2,))
     frames = np.empty((n, N_ROWS, N_DIMS))
-
-    # Face: template rotated (roll, yaw, pitch), scaled, placed; mouth opens and closes.
     fscale = p.face_scale * sw
     head = (np.array([p.face_dx, p.face_dy]) + _smooth_noise(rng, n, st["head_motion_std"] * 0.6,
                                                              dims=(2,))) * sw + mid_t
@@ -401,94 +385,102 @@ def _clip(rng, spec: SignSpec, p, tpl, base_length: float, no_hands: bool, switc
     face[..., 2] += st["face_z_mean"]
     face += rng.normal(0, 0.0008 * p.jitter, face.shape)
     frames[:, FACE] = face
-
-    # Pose: head points ride with the face; body from the template; arms below.
     pose = frames[:, POSE0:POSE0 + 33]                              # a view: written in place
-    pz = p.pose_z + rng.normal(0, 0.1)
+    body = _Body(frames, pose, p, tpl, sw, mid_t, p.pose_z + rng.normal(0, 0.1))
     pose[:, :, :2] = tpl["pose_body"][:, :2] * sw + mid_t[:, None]
     pose[:, :11, :2] = (tpl["pose_head"][:, :2] @ rot[:, :2, :2].transpose(0, 2, 1)) * fscale + head[:, None]
-    pose[:, :, 2] = tpl["pose_body"][:, 2] + pz
+    pose[:, :, 2] = tpl["pose_body"][:, 2] + body.pz
     pose[:, :, :2] += rng.normal(0, 0.003 * p.jitter, (n, 33, 2))
     pose[:, :, 2] += rng.normal(0, 0.04, (n, 33))
     pose[:, 23:, :2] += rng.normal(0, 0.02, (n, 10, 2))             # legs: out of the image, vague
+    return body
 
-    def to_img(v_body, side):                    # body units on `side` -> image offset
-        return np.asarray(v_body) * np.array([side, 1.0]) * sw
 
-    def anchor(name, side):                      # image position [n, 2] of an anchor on `side`
-        if name in BODY_ANCHORS:
-            return mid_t + to_img(BODY_ANCHORS[name], side)
-        i = FACE_ANCHORS[name]
-        if isinstance(i, tuple):                 # a pair: the one on the hand's side
-            i = i[0] if side > 0 else i[1]
-        return face[:, i, :2]
+def _signing_hand(rng, spec: SignSpec, body: _Body, ph, blend, side, second: bool, how) -> np.ndarray:
+    """The hand [n, 21, 3] on `side` signing `spec` at phases `ph`, blended with the resting hand
+    where `blend` < 1; `how` is the clip's (amplitude, turn, style) of the movement."""
+    amp, turn, style = how
+    n, jitter = len(ph), body.p.jitter
+    off = _rot2(_path(spec, ph), turn) * amp + style + spec.start  # [n, 2] body units
+    if second:
+        off = off + rng.normal(0, 0.03, 2)
+    contact_pt = body.anchor(spec.anchor, side) + body.to_img(off, side)
+    flex = _track(HANDSHAPES[spec.shape], HANDSHAPES[spec.shape_end or spec.shape], ph,
+                  spec.shape_cycles) + rng.normal(0, 0.06, 6)
+    flex[:, :5] = np.clip(flex[:, :5] + rng.normal(0, 0.03, (n, 5)), 0, 1)
+    r = _track(*np.radians(spec.roll), ph) + rng.normal(0, np.radians(8)) + rng.normal(0, 0.04, n)
+    y = _track(*np.radians(spec.yaw), ph) + rng.normal(0, np.radians(8))
+    pi = _track(*np.radians(spec.pitch), ph, spec.pitch_cycles) + rng.normal(0, np.radians(8))
+    local = hand_shape(body.tpl["hand"], flex) @ _euler(r, y, pi).transpose(0, 2, 1)
+    local = local * body.hand_len * np.array([side, 1.0, 1.0])         # mirrored on the right
+    h_sign = contact_pt[:, None] - local[:, spec.contact:spec.contact + 1, :2] + local[..., :2]
+    b = blend[:, None, None]
+    hand = b * np.concatenate([h_sign, local[..., 2:]], axis=-1) + (1 - b) * body.resting(side)[1]
+    hand[..., :2] += rng.normal(0, 0.003 * jitter, (n, 1, 2)) + rng.normal(0, 0.0025 * jitter, (n, 21, 2))
+    hand[..., 2] += rng.normal(0, 0.004, (n, 21))
+    return hand
 
-    def resting(side):                           # wrist [n, 2] and hand [n, 21, 3] hanging down
-        wrist = mid_t + to_img(tpl["rest_arm"][2, :2], side)
-        wrist[:, 1] = np.maximum(wrist[:, 1], p.rest_y)                # below the image
-        local = tpl["rest_hand"] * hand_len * np.array([side, 1.0, 1.0])
-        return wrist, np.concatenate([wrist[:, None] + local[None, :, :2],
-                                      np.broadcast_to(local[:, 2:], (n, 21, 1))], axis=-1)
 
-    amp = p.amplitude * rng.normal(1.0, 0.06)
-    turn = rng.normal(0, np.radians(8))
-    hand_len = p.hand_length * sw * rng.normal(1.0, 0.03)
-    style = np.array([p.style_x, p.style_y]) + rng.normal(0, 0.025, 2)
-    arm_l1 = st["upper_arm"] * p.arm_scale * sw
+def _arm(rng, body: _Body, hand, side) -> np.ndarray:
+    """Place the arm of `side` (shoulder fixed, wrist at the hand, elbow by inverse kinematics)
+    and return its z (elbow, wrist, pinky, index, thumb), which grows with how high it is lifted."""
+    st, pose, n = body.tpl["stats"], body.pose, len(hand)
+    sh = pose[:, 11 if side > 0 else 12, :2]
+    wrist = hand[:, 0, :2] + rng.normal(0, 0.012, 2)
+    rest_w = body.resting(side)[0]
+    lift = np.clip((rest_w[:, 1] - wrist[:, 1]) / (rest_w[:, 1] - sh[:, 1]), 0, 1)
+    upper_arm = 0.85 * (st["upper_arm"] * body.p.arm_scale * body.sw)
+    arm = np.stack([_elbow(sh, wrist, upper_arm, side), wrist, (hand[:, 17, :2] + hand[:, 18, :2]) / 2,
+                    hand[:, 5, :2], hand[:, 2, :2]], axis=1) + rng.normal(0, 0.015, (n, 5, 2))
+    pose[:, ARM[1:] + (side < 0), :2] = arm
+    return (st["rest_arm_z"] + (st["active_arm_z"] - st["rest_arm_z"]) * lift[:, None])[:, 1:] + body.pz
+
+
+def _resting_arm(rng, body: _Body, side, no_hands: bool) -> np.ndarray:
+    """The other hand of a one-handed sign hangs below the image, now and then raised into view
+    for a few frames; its arm rests. Returns the arm's z."""
+    n, tpl, jitter = len(body.frames), body.tpl, body.p.jitter
+    rest_w, hand = body.resting(side)
+    hand[..., :2] += rng.normal(0, 0.004 * jitter, (n, 21, 2))
+    seen = np.zeros(n, dtype=bool)
+    if rng.random() < 0.06 and n >= 3:           # occasionally raised into view briefly
+        a0 = int(rng.integers(0, n - 1))
+        a1 = min(n, a0 + int(rng.integers(1, 6)))
+        up = tpl["relaxed_hand"] * body.hand_len * np.array([side, 1.0, 1.0])
+        wrist = rest_w[a0] - np.array([0.0, rest_w[a0, 1] - rng.uniform(0.85, 0.95)])
+        hand[a0:a1, :, :2] = wrist + up[:, :2] + rng.normal(0, 0.004 * jitter, (a1 - a0, 21, 2))
+        hand[a0:a1, :, 2] = up[:, 2]
+        seen[a0:a1] = True
+    body.show_hand(side, hand, seen & (not no_hands))
+    body.pose[:, ARM[1:] + (side < 0), :2] = (body.mid[:, None] + body.to_img(tpl["rest_arm"][1:, :2], side)
+                                              + rng.normal(0, 0.01, (n, 5, 2)))
+    return tpl["stats"]["rest_arm_z"][1:] + body.pz
+
+
+def _clip(rng, spec: SignSpec, p, tpl, base_length: float, no_hands: bool, switch: bool) -> np.ndarray:
+    """Frames [n, 543, 3] (float32, NaN for missing hands) of one clip of `spec` by participant p:
+    its timeline, the body, the signing hand(s) and the frames MediaPipe finds them in, the arms."""
+    s = -p.side if switch else p.side                # +1: dominant hand on image right
+    n, ph, blend, start, act = _timeline(rng, spec, p, base_length)
+    body = _place_body(rng, p, tpl, n)
+    how = (p.amplitude * rng.normal(1.0, 0.06), rng.normal(0, np.radians(8)))
+    body.hand_len = p.hand_length * body.sw * rng.normal(1.0, 0.03)
+    how += (np.array([p.style_x, p.style_y]) + rng.normal(0, 0.025, 2),)
     arm_z = {}                                   # z of elbow, wrist, pinky, index, thumb per side
-    for hi, side in enumerate([s, -s] if spec.two_hands else [s]):
-        off = _rot2(_path(spec, ph), turn) * amp + style + spec.start  # [n, 2] body units
-        if hi == 1:
-            off = off + rng.normal(0, 0.03, 2)
-        contact_pt = anchor(spec.anchor, side) + to_img(off, side)
-        flex = _track(HANDSHAPES[spec.shape], HANDSHAPES[spec.shape_end or spec.shape], ph,
-                      spec.shape_cycles) + rng.normal(0, 0.06, 6)
-        flex[:, :5] = np.clip(flex[:, :5] + rng.normal(0, 0.03, (n, 5)), 0, 1)
-        r = _track(*np.radians(spec.roll), ph) + rng.normal(0, np.radians(8)) + rng.normal(0, 0.04, n)
-        y = _track(*np.radians(spec.yaw), ph) + rng.normal(0, np.radians(8))
-        pi = _track(*np.radians(spec.pitch), ph, spec.pitch_cycles) + rng.normal(0, np.radians(8))
-        local = hand_shape(tpl["hand"], flex) @ _euler(r, y, pi).transpose(0, 2, 1)
-        local = local * hand_len * np.array([side, 1.0, 1.0])              # mirrored on the right
-        h_sign = contact_pt[:, None] - local[:, spec.contact:spec.contact + 1, :2] + local[..., :2]
-        rest_w, h_rest = resting(side)
-        b = blend[:, None, None]
-        hand = b * np.concatenate([h_sign, local[..., 2:]], axis=-1) + (1 - b) * h_rest
-        hand[..., :2] += rng.normal(0, 0.003 * p.jitter, (n, 1, 2)) + rng.normal(0, 0.0025 * p.jitter, (n, 21, 2))
-        hand[..., 2] += rng.normal(0, 0.004, (n, 21))
+    for second, side in enumerate([s, -s] if spec.two_hands else [s]):
+        hand = _signing_hand(rng, spec, body, ph, blend, side, bool(second), how)
         # Which frames MediaPipe finds this hand in.
-        seen = _markov_presence(rng, n, p.drop * (1.6 if hi == 1 else 1.0), p.recover) & _in_image(hand)
+        seen = _markov_presence(rng, n, p.drop * (1.6 if second else 1.0), p.recover) & _in_image(hand)
         seen &= (blend > 0.99) | (rng.random(n) < 0.3)           # fast transitions: motion blur
-        if not seen[start:start + act].any() and not no_hands and hi == 0:
+        if not seen[start:start + act].any() and not no_hands and not second:
             seen[start + act // 2] = True
-        frames[:, HAND0[side]:HAND0[side] + 21] = np.where(seen[:, None, None] & (not no_hands), hand, np.nan)
-        # Arm: shoulder fixed, wrist at the hand, elbow by inverse kinematics.
-        sh = pose[:, 11 if side > 0 else 12, :2]
-        wrist = hand[:, 0, :2] + rng.normal(0, 0.012, 2)
-        lift = np.clip((rest_w[:, 1] - wrist[:, 1]) / (rest_w[:, 1] - sh[:, 1]), 0, 1)
-        arm = np.stack([_elbow(sh, wrist, 0.85 * arm_l1, side), wrist, (hand[:, 17, :2] + hand[:, 18, :2]) / 2,
-                        hand[:, 5, :2], hand[:, 2, :2]], axis=1) + rng.normal(0, 0.015, (n, 5, 2))
-        pose[:, ARM[1:] + (side < 0), :2] = arm
-        arm_z[side] = (st["rest_arm_z"] + (st["active_arm_z"] - st["rest_arm_z"]) * lift[:, None])[:, 1:] + pz
-
+        body.show_hand(side, hand, seen & (not no_hands))
+        arm_z[side] = _arm(rng, body, hand, side)
     if not spec.two_hands:                       # one-handed sign: the other hand rests
-        rest_w, hand = resting(-s)
-        hand[..., :2] += rng.normal(0, 0.004 * p.jitter, (n, 21, 2))
-        seen = np.zeros(n, dtype=bool)
-        if rng.random() < 0.06 and n >= 3:           # occasionally raised into view briefly
-            a0 = int(rng.integers(0, n - 1))
-            a1 = min(n, a0 + int(rng.integers(1, 6)))
-            up = tpl["relaxed_hand"] * hand_len * np.array([-s, 1.0, 1.0])
-            wrist = rest_w[a0] - np.array([0.0, rest_w[a0, 1] - rng.uniform(0.85, 0.95)])
-            hand[a0:a1, :, :2] = wrist + up[:, :2] + rng.normal(0, 0.004 * p.jitter, (a1 - a0, 21, 2))
-            hand[a0:a1, :, 2] = up[:, 2]
-            seen[a0:a1] = True
-        frames[:, HAND0[-s]:HAND0[-s] + 21] = np.where(seen[:, None, None] & (not no_hands), hand, np.nan)
-        pose[:, ARM[1:] + (s > 0), :2] = (mid_t[:, None] + to_img(tpl["rest_arm"][1:, :2], -s)
-                                          + rng.normal(0, 0.01, (n, 5, 2)))
-        arm_z[-s] = st["rest_arm_z"][1:] + pz
+        arm_z[-s] = _resting_arm(rng, body, -s, no_hands)
     for side, z in arm_z.items():
-        pose[:, ARM[1:] + (side < 0), 2] = z + rng.normal(0, 0.05, (n, 5))
-    return frames.astype(np.float32)
+        body.pose[:, ARM[1:] + (side < 0), 2] = z + rng.normal(0, 0.05, (n, 5))
+    return body.frames.astype(np.float32)
 
 
 def _unique_ints(rng, n, low, high):
@@ -498,38 +490,28 @@ def _unique_ints(rng, n, low, high):
     return rng.permutation(out)
 
 
-def _clip_counts(rng, total: int, n_participants: int, n_signs: int) -> np.ndarray:
-    """Clips per participant and sign [n_participants, n_signs] summing to `total`, uneven as in
-    GISLR (its participants have about 3,000 to 6,000 clips, its signs about 300 to 415): a
-    multinomial draw with participant weights in [0.65, 1.35] and sign weights in [0.75, 1.05]."""
-    wp = rng.uniform(0.65, 1.35, n_participants)
-    ws = rng.uniform(0.75, 1.05, n_signs)
-    prob = np.outer(wp, ws).ravel()
-    return rng.multinomial(total, prob / prob.sum()).reshape(n_participants, n_signs)
-
-
 def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
              n_participants: int = DEFAULT_SIZE["n_participants"],
              clips_per_sign: int = DEFAULT_SIZE["clips_per_sign"], no_hand_fraction: float = 0.002,
-             overwrite: bool = False, progress: bool = False, n_clips: int | None = None) -> Path:
+             overwrite: bool = False, progress: bool = False) -> Path:
     """Generate a synthetic GISLR data set into `out_dir` and return it (chapter 1).
 
     Writes ``train.csv``, ``sign_to_prediction_index_map.json`` (the full 250-sign map),
     ``train_landmark_files/<participant_id>/<sequence_id>.parquet`` and
     ``synthetic_participants.csv`` (each participant's drawn properties, for teaching). Sizes:
-    `n_signs` signs (:func:`sign_catalogue`), `n_participants` participants, `clips_per_sign`
-    clips of every sign per participant, or, with `n_clips`, that many clips in all, spread
-    unevenly as in GISLR (:func:`_clip_counts`: some participants and signs have more clips than
-    others; `clips_per_sign` is then ignored). :data:`LEFT_FRACTION` of the participants sign
-    with MediaPipe's ``left_hand``, :data:`SWITCH_FRACTION` of clips use the other hand, and
-    `no_hand_fraction` of clips have no hand at all (such clips exist in the real data too).
-    Same arguments -> byte-identical files. `out_dir` must be empty unless `overwrite`;
-    `progress` shows a progress bar. This writes in place: :func:`ensure_data_dir` makes the
-    book's set atomically.
+    the first `n_signs` (2 to 26) signs of :data:`CATALOGUE`, `n_participants` participants,
+    `clips_per_sign` clips of every sign per participant. :data:`LEFT_FRACTION` of the
+    participants sign with MediaPipe's ``left_hand``, :data:`SWITCH_FRACTION` of clips use the
+    other hand, and `no_hand_fraction` of clips have no hand at all (such clips exist in the
+    real data too). Same arguments -> byte-identical files. `out_dir` must be empty unless
+    `overwrite`; `progress` shows a progress bar. This writes in place: :func:`ensure_data_dir`
+    makes the book's set atomically.
     """
     out_dir = Path(out_dir)
-    for name, v in (("n_participants", n_participants), ("clips_per_sign", clips_per_sign), ("n_clips", n_clips)):
-        if v is not None and int(v) < 1:
+    if not 2 <= int(n_signs) <= len(CATALOGUE):
+        raise ValueError(f"n_signs={n_signs} must be between 2 and {len(CATALOGUE)} (the signs of CATALOGUE)")
+    for name, v in (("n_participants", n_participants), ("clips_per_sign", clips_per_sign)):
+        if int(v) < 1:
             raise ValueError(f"{name}={v} must be at least 1")
     if not 0.0 <= no_hand_fraction <= 1.0:
         raise ValueError(f"no_hand_fraction={no_hand_fraction} must be between 0 and 1")
@@ -540,15 +522,11 @@ def generate(out_dir, seed: int = 0, n_signs: int = DEFAULT_SIZE["n_signs"],
 
     rng = np.random.default_rng(seed)
     tpl = load_template()
-    specs = sign_catalogue(n_signs, seed)
+    specs = CATALOGUE[:int(n_signs)]
     people = _participants(rng, int(n_participants), tpl)
-    if n_clips is None:
-        counts = np.full((len(people), len(specs)), int(clips_per_sign))
-    else:
-        counts = _clip_counts(rng, int(n_clips), len(people), len(specs))
-    total = int(counts.sum())
+    total = len(people) * len(specs) * int(clips_per_sign)
     seq_ids = _unique_ints(rng, total, 10 ** 6, 2 ** 32 - 1)
-    plan = np.repeat(np.arange(counts.size), counts.ravel())     # each clip's participant * n_signs + sign
+    plan = np.repeat(np.arange(len(people) * len(specs)), int(clips_per_sign))  # participant * n_signs + sign
     n_none = int(round(no_hand_fraction * total))
     none_clips = set(rng.choice(total, n_none, replace=False).tolist()) if n_none else set()
     switched = rng.random(total) < SWITCH_FRACTION

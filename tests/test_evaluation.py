@@ -92,39 +92,6 @@ def test_sign_intervals_from_sklearns_counts():
     assert list(named.index) == ["a", "b"]
 
 
-def test_chapter_5_figures_draw_the_intervals_and_the_recall():
-    """The F1 figure's whiskers are the intervals given; the confusion heatmap divided by each sign's
-    clips has the recall on its diagonal, also when clips went to signs outside the figure."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.collections import LineCollection, QuadMesh
-    from sklearn.metrics import confusion_matrix, recall_score
-
-    from gislr_utils import plotting
-    tp, fp, fn = np.array([6, 2, 4]), np.array([0, 3, 1]), np.array([0, 4, 2])
-    report = ev.sign_intervals(tp, fp, fn).set_axis(["a", "b", "c"]).assign(
-        **{"f1-score": 2 * tp / (2 * tp + fp + fn)})
-    ax = plotting.plot_f1_per_sign(report, interval=("f1 low", "f1 high")).axes[0]
-    (whiskers,) = [c for c in ax.collections if isinstance(c, LineCollection)]
-    order = report["f1-score"].sort_values().index                       # b, c, a
-    ends = np.array([seg[:, 1] for seg in whiskers.get_segments()])
-    np.testing.assert_allclose(ends, report.loc[order, ["f1 low", "f1 high"]].to_numpy())
-    with pytest.raises(ValueError, match="f1 high"):
-        plotting.plot_f1_per_sign(report.drop(columns="f1 high"), interval=("f1 low", "f1 high"))
-
-    y = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    yp = np.array([0, 0, 1, 2, 1, 1, 0, 2, 2, 2])          # sign 2 is left out of the figure below
-    cm = pd.DataFrame(confusion_matrix(y, yp, labels=[0, 1, 2]))
-    support = cm.sum(axis=1)
-    ax = plotting.plot_confusion(cm.loc[[0, 1], [0, 1]], support=support[[0, 1]]).axes[0]
-    (heat,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
-    shares = heat.get_array().filled(0).reshape(2, 2)
-    np.testing.assert_allclose(np.diag(shares), recall_score(y, yp, labels=[0, 1], average=None))
-    np.testing.assert_allclose(shares[0], [2 / 4, 1 / 4])               # one clip of 0 went to 2
-    with pytest.raises(ValueError, match="support"):
-        plotting.plot_confusion(cm.loc[[0, 1], [0, 1]], support=[1, 1])   # fewer than the row holds
-
-
 def test_write_metrics(tmp_path):
     m = dict(accuracy=0.5, top5=0.75, top10=1.0, macro_f1=0.4, weighted_f1=0.45, n_val=4,
              n_classes_present=3)

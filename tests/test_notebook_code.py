@@ -199,10 +199,10 @@ def test_reference_analysis_follows_imports_and_calls():
         _reached({("recipe", "train_run")}, graph)
     assert ("recipe", "train_run") in _exported(REPO / "chapters" / "04_training.ipynb")
     assert ("model", "build_model") not in _reached({("dataset", "load_frames")}, graph)
-    # the subpackage plotting is one module: a chapter's plotting.plot_preprocessing reaches the
-    # helpers of plotting's other files and the package modules they import
-    reached = _reached({("plotting", "plot_preprocessing")}, graph)
-    assert {("plotting", "plot_position_index"), ("plotting", "_mark"), ("landmarks", "dominant_hand")} <= reached
+    # the subpackage plotting is one module: a chapter's plotting.animate_clips reaches the
+    # helpers of plotting's other files
+    reached = _reached({("plotting", "animate_clips")}, graph)
+    assert {("plotting", "SkeletonArtist"), ("plotting", "skeleton_limits"), ("plotting", "_mark")} <= reached
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ MIN_ALT = 30
 def draws_figure(source: str) -> bool:
     """Whether a code cell calls a static plotting function: `plotting.plot_*(...)` (or a
     `plot_*` imported from gislr_utils.plotting) or anything of `plt.` (matplotlib.pyplot).
-    The animations (`plotting.animate_clip` wrapped in `HTML(plotting.animation_html(...))`)
+    The animations (`plotting.animate_clips` wrapped in `HTML(plotting.animation_html(...))`)
     are not figures here: MyST-NB renders them as raw HTML and uses `mystnb.image` only for
     image outputs."""
     try:
@@ -270,7 +270,7 @@ def test_draws_figure_tells_figure_cells_apart():
     assert draws_figure("fig, ax = plt.subplots()\nax.plot([1, 2])")
     assert draws_figure("from gislr_utils.plotting import plot_topk as p\nfig = p([1], [1.0])")
     assert not draws_figure("from gislr_utils import book, plotting\nctx = book.setup()")
-    assert not draws_figure("HTML(plotting.animation_html(plotting.animate_clip(frames)))")
+    assert not draws_figure("HTML(plotting.animation_html(plotting.animate_clips([f], ['a'])))")
     assert not draws_figure("limits = plotting.skeleton_limits(frames)  # plot_ later")
 
 

@@ -1,5 +1,5 @@
-"""The figures hold what they claim: one box per landmark at the right percentiles, one bar per sign,
-the bones of the landmarks that are present, the frames of the clip, the matrices given..."""
+"""The figures hold what they claim: the bones of the landmarks that are present, the frames of the
+clip, the attention maps and positions given, the curves of the history..."""
 from __future__ import annotations
 
 import re
@@ -13,12 +13,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.collections import PathCollection, QuadMesh  # noqa: E402
-from matplotlib.patches import PathPatch, Rectangle  # noqa: E402
+from matplotlib.collections import QuadMesh  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
-from gislr_utils import dataset, plotting  # noqa: E402
+from gislr_utils import plotting  # noqa: E402
 from gislr_utils.plotting import skeleton  # noqa: E402
-from gislr_utils.landmarks import GROUPS, N_ROWS  # noqa: E402
+from gislr_utils.landmarks import N_ROWS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +52,7 @@ def test_every_plotting_name_the_chapters_and_modules_use_exists():
     root = Path(__file__).resolve().parent.parent
     sources = [*root.glob("chapters/*.ipynb"), *root.glob("gislr_utils/*.py"), *root.glob("benchmarks/*.py")]
     used = {name for p in sources for name in re.findall(r"\bplotting\.(\w+)", p.read_text(encoding="utf-8"))}
-    assert {"set_style", "plot_preprocessing", "animate_clip_pair"} <= used
+    assert {"set_style", "plot_position_index", "animate_clips"} <= used
     assert sorted(n for n in used if not hasattr(plotting, n)) == []
 
 
@@ -62,37 +62,6 @@ def test_set_style_sets_the_book_style():
     assert matplotlib.rcParams["axes.spines.top"] is False
     assert matplotlib.rcParams["figure.figsize"] == [plotting.WIDTH, 3.4]
     assert matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][0] == plotting.CYCLE[0]
-
-
-def test_boxplots_one_box_per_landmark_with_5_95_whiskers():
-    rng = np.random.default_rng(0)
-    values = {d: [rng.normal(i, 1 + i / 10, 500).astype(np.float32) for i in range(21)] for d in "xyz"}
-    fig = plotting.plot_landmark_boxplots(values, "hand")
-    axes = fig.axes
-    assert len(axes) == 3
-    for ax, d in zip(axes, "xyz"):
-        boxes = [p for p in ax.patches if isinstance(p, PathPatch)]
-        assert len(boxes) == 21
-        # whiskers come in pairs per box: lower at the 5th, upper at the 95th percentile
-        whiskers = [l for l in ax.lines if len(l.get_ydata()) == 2 and l.get_ydata()[0] != l.get_ydata()[1]
-                    and l.get_xdata()[0] == l.get_xdata()[1]]
-        assert len(whiskers) == 42
-        ends = sorted(float(l.get_ydata()[1]) for l in whiskers[:2])
-        assert ends == pytest.approx(sorted(np.percentile(values[d][0], [5, 95])), rel=1e-5)
-        assert ax.get_ylabel() == d
-    assert [t.get_text() for t in axes[-1].get_xticklabels()] == [str(i) for i in range(21)]
-
-
-def test_box_stats_are_numpy_percentiles_and_empty_landmarks_are_nan():
-    v = np.arange(101, dtype=np.float32)
-    (s, empty) = plotting.landmark_box_stats([v, np.array([])])
-    assert (s["whislo"], s["q1"], s["med"], s["q3"], s["whishi"]) == (5, 25, 50, 75, 95)
-    assert s["fliers"] == [] and np.isnan(empty["med"])
-
-
-def test_boxplots_need_dimensions():
-    with pytest.raises(ValueError, match="values_by_dim needs"):
-        plotting.plot_landmark_boxplots({"w": [np.ones(3)]}, "lips")
 
 
 def test_skeleton_draws_the_present_hand_and_not_the_missing_one():
@@ -127,64 +96,22 @@ def test_skeleton_limits_cover_all_points_and_ignore_nan():
     assert (x0, x1, ybottom, ytop) == pytest.approx((0.9, 0.9, 0.1, 0.1))
 
 
-def test_selected_landmarks_marks_66_points_in_three_groups():
-    rng = np.random.default_rng(2)
-    fig = plotting.plot_selected_landmarks(random_frame(rng, left=True))
-    for ax in fig.axes[:2]:
-        scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
-        assert [len(c.get_offsets()) for c in scatters] == [len(cols) for cols in GROUPS.values()]
-    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    assert labels == ["lips (40)", "hand (21)", "pose (5)"]
-
-
 def test_animation_has_at_most_max_frames_and_renders_to_html():
     rng = np.random.default_rng(3)
     clip = np.stack([random_frame(rng) for _ in range(7)])
-    anim = plotting.animate_clip(clip, max_frames=5)
+    anim = plotting.animate_clips([clip], ["a clip"], max_frames=5)
     assert anim._save_count == 5 or len(list(anim.new_frame_seq())) == 5
     html = plotting.animation_html(anim)
     assert html.count("data:image/png;base64") == 5
     assert " alt=" not in html
     described = plotting.animation_html(anim, alt='A skeleton "signs" <hello>')
     assert described.count(' alt="A skeleton &quot;signs&quot; &lt;hello&gt;" id="_anim_img') == 1
-    short = plotting.animate_clip(clip[:3], max_frames=5)
+    short = plotting.animate_clips([clip[:3]], ["short"], max_frames=5)
     assert plotting.animation_html(short).count("data:image/png;base64") == 3
     with pytest.raises(ValueError, match="n > 0"):
-        plotting.animate_clip(clip[:0])
-
-
-def test_preprocessing_figure_shades_padding_and_marks_the_last_frame():
-    rng = np.random.default_rng(4)
-    raw = np.stack([random_frame(rng) for _ in range(10)])
-    x = np.zeros((64, 66, 3), np.float32)
-    idxs = np.full(64, -1.0, np.float32)
-    idxs[:10] = np.arange(10)
-    position = np.where(idxs == -1, 64, (idxs / 9 * 64).astype(int))
-    fig = plotting.plot_preprocessing(raw, x, idxs, position)
-    d = fig.axes[3]
-    colours = {matplotlib.colors.to_hex(b.get_facecolor()) for b in bars(d)}
-    assert plotting.COLORS["lips"].lower() in colours     # the last frame, on the padding row
-    assert len(bars(d)) == 64 + 1
-
-
-def test_matrices_annotate_every_cell_on_one_colour_scale():
-    m = np.array([[0.5, -np.inf], [0.25, 1.0]])
-    fig = plotting.plot_matrices([m, 2 * m], ["1", "2"], ["a", "b"], ["c", "d"])
-    assert len(fig.axes) == 2
-    ax = fig.axes[0]
-    assert sorted(t.get_text() for t in ax.texts) == ["0.25", "0.50", "1.00"]          # -inf: blank
-    assert sorted(t.get_text() for t in fig.axes[1].texts) == ["0.50", "1.00", "2.00"]
-    values = mesh(ax).get_array()
-    assert values.mask.tolist() == [[False, True], [False, False]]
-    np.testing.assert_array_equal(values.filled(0), [[0.5, 0], [0.25, 1.0]])
-    assert [mesh(a).get_clim() for a in fig.axes] == [(0.25, 2.0), (0.25, 2.0)]    # finite values only
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["c", "d"]
-    assert ax.get_title() == "1"
-    with pytest.raises(ValueError, match="2-D"):
-        plotting.plot_matrices([np.ones(3)], ["x"])
-    with pytest.raises(ValueError, match="same length"):
-        plotting.plot_matrices([m], ["1", "2"])
+        plotting.animate_clips([clip[:0]], ["empty"])
+    with pytest.raises(ValueError, match="as many titles"):
+        plotting.animate_clips([clip, clip], ["one"])
 
 
 def test_attention_maps_one_heatmap_per_map_with_the_padding_marked():
@@ -215,13 +142,6 @@ def test_position_index_highlights_the_quirk():
     assert any("same as padding" in t.get_text() for t in ax.get_legend().get_texts())
 
 
-def test_landmark_weights_bars():
-    fig = plotting.plot_landmark_weights([0.2, 0.5, 0.3])
-    assert [round(b.get_height(), 3) for b in bars(fig.axes[0])] == [0.2, 0.5, 0.3]
-    with pytest.raises(ValueError):
-        plotting.plot_landmark_weights([1, 2])
-
-
 def test_history_with_and_without_validation():
     h = pd.DataFrame({"epoch": [1, 2], "loss": [3.0, 2.0], "acc": [0.1, 0.5], "top_5_acc": [0.3, 0.7],
                       "top_10_acc": [0.4, 0.8]})
@@ -235,33 +155,6 @@ def test_history_with_and_without_validation():
         plotting.plot_history(h.drop(columns="top_5_acc"))
 
 
-def test_f1_per_sign_sorted_bars_small_and_large():
-    report = pd.DataFrame({"f1-score": [0.9, 0.1, 0.5]}, index=["a", "b", "c"])
-    ax = plotting.plot_f1_per_sign(report).axes[0]
-    assert [round(b.get_height(), 2) for b in bars(ax)] == [0.1, 0.5, 0.9]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["b", "c", "a"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["macro F1 0.50"]
-    big = pd.DataFrame({"f1-score": np.linspace(0, 1, 250)}, index=[f"s{i}" for i in range(250)])
-    ax = plotting.plot_f1_per_sign(big).axes[0]
-    assert len(bars(ax)) == 250 and not ax.get_xticks().size
-    assert [t.get_text() for t in ax.texts] == [f"s{i}" for i in [*range(8), *range(242, 250)]]
-    with pytest.raises(ValueError, match="f1-score"):
-        plotting.plot_f1_per_sign(report.rename(columns={"f1-score": "f1"}))
-
-
-def test_confusion_heatmap_is_row_normalised():
-    cm = pd.DataFrame([[3, 1], [0, 4]], index=["a", "b"], columns=["a", "b"])
-    ax = plotting.plot_confusion(cm).axes[0]
-    shares = mesh(ax).get_array()
-    np.testing.assert_allclose(shares.filled(0), [[0.75, 0.25], [0.0, 1.0]])
-    assert shares.mask.tolist() == [[False, False], [True, False]]            # a 0 stays blank
-    assert mesh(ax).get_clim() == (0, 1)
-    assert [t.get_text() for t in ax.texts] == ["0.75", "0.25", "1.00"]        # cells above 0 only
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"] and ax.get_ylabel() == "true sign"
-    empty = plotting.plot_confusion(pd.DataFrame())
-    assert "no confusions" in empty.axes[0].texts[0].get_text()
-
-
 # ------------------------------------------------------------------ real beside synthetic
 def test_skeleton_pair_and_paired_animation():
     rng = np.random.default_rng(5)
@@ -273,52 +166,19 @@ def test_skeleton_pair_and_paired_animation():
     assert left[0] > 0 and left[1] == 0
     long_clip = np.stack([random_frame(rng) for _ in range(9)])
     short_clip = np.stack([random_frame(rng) for _ in range(3)])
-    anim = plotting.animate_clip_pair(long_clip, short_clip, ["a", "b"], max_frames=6)
+    anim = plotting.animate_clips([long_clip, short_clip], ["a", "b"], max_frames=6)
     assert plotting.animation_html(anim).count("data:image/png;base64") == 6   # both end together
     with pytest.raises(ValueError, match="2 titles"):
         plotting.plot_skeleton_pair(a, b, ["one"])
     with pytest.raises(ValueError, match="shape"):
-        plotting.animate_clip_pair(long_clip[:0], short_clip, ["a", "b"])
-
-
-def test_real_vs_synthetic_boxplots_pair_boxes_per_landmark():
-    rng = np.random.default_rng(6)
-    real = {d: [rng.normal(i, 1, 50) for i in range(21)] for d in "xy"}
-    synth = {d: [rng.normal(i + 0.5, 2, 400) for i in range(21)] for d in "xy"}
-    fig = plotting.plot_real_vs_synthetic_boxplots(real, synth, "hand", names=("real", "synthetic"))
-    assert len(fig.axes) == 2
-    for ax, d in zip(fig.axes, "xy"):
-        boxes = [p for p in ax.patches if isinstance(p, PathPatch)]
-        assert len(boxes) == 42
-        medians = sorted(float(l.get_ydata()[0]) for l in ax.lines
-                         if len(l.get_xdata()) == 2 and l.get_xdata()[0] == pytest.approx(0.2 - 0.175))
-        assert medians == pytest.approx([np.median(synth[d][0])])
-    with pytest.raises(ValueError, match="one value array per landmark"):
-        plotting.plot_real_vs_synthetic_boxplots(real, {d: v[:5] for d, v in synth.items()}, "hand")
-
-
-def test_compare_summaries_gives_the_mean_missing_shares():
-    a = pd.DataFrame({"n_frames": [2, 10, 100], "left_hand_missing": [0.0, 0.5, 1.0],
-                      "right_hand_missing": [1.0, 1.0, 0.2], "dominant": ["left", "left", "right"]})
-    b = a.assign(n_frames=[5, 6, 7])
-    table = dataset.compare_summaries({"real": a, "synthetic": b})
-    # dominant missing: 0, 0.5, 0.2 -> 0.2333; other: 1, 1, 1 -> 1; left-dominant 2/3
-    assert table.loc["frames without dominant hand", "real"] == pytest.approx((0 + 0.5 + 0.2) / 3)
-    assert table.loc["frames without other hand", "synthetic"] == pytest.approx(1.0)
-    assert table.loc["left-dominant clips", "real"] == pytest.approx(2 / 3)
-    assert table.loc["max frames", "real"] == 100 and table.loc["median frames", "synthetic"] == 6
-    with pytest.raises(ValueError, match="dominant"):
-        dataset.compare_summaries({"x": a.drop(columns="dominant")})
-    with pytest.raises(ValueError, match="empty"):
-        dataset.compare_summaries({})
+        plotting.animate_clips([long_clip[:0], short_clip], ["a", "b"])
 
 
 def test_data_label_goes_into_the_figure_title():
-    values = {d: [np.arange(5.0)] * 5 for d in "xyz"}
-    title = "pose: non-zero values per landmark (box 25-75%, whiskers 5-95%)"
-    assert plotting.plot_landmark_boxplots(values, "pose").axes[0].get_title() == title
-    assert plotting.plot_landmark_boxplots(values, "pose", data="synthetic").axes[0].get_title() == \
-        f"{title} (synthetic)"
+    idxs, position = np.array([0, 1, -1], np.float32), np.array([0, 64, 64])
+    title = "positional index int(idx / max(idx) * 64)"
+    assert plotting.plot_position_index(idxs, position).axes[0].get_title() == title
+    assert plotting.plot_position_index(idxs, position, data="real").axes[0].get_title() == f"{title} (real)"
     maps = [np.eye(4)] * 2
     fig = plotting.plot_attention_maps(maps, ["a", "b"], suptitle="block 1", data="real")
     assert fig.get_suptitle() == "block 1 (real)" and [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]

@@ -3,8 +3,7 @@ import hashlib
 import importlib.util
 import json
 import os
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +78,7 @@ def small_summary(small_clips):
 def test_layout_and_reader(small_set, small_clips):
     assert len(small_clips) == 8 * 10 * 1
     assert small_clips["participant_id"].nunique() == 10
-    specs = synthetic.sign_catalogue(8)
+    specs = synthetic.CATALOGUE[:8]
     assert sorted(small_clips["sign"].unique()) == sorted(s.name for s in specs)
     assert {"hello", "thankyou"} <= set(small_clips["sign"])
     assert (small_clips["label"] == small_clips["sign"].map(config.SIGN_TO_INDEX)).all()
@@ -164,30 +163,62 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path):
     assert (a / "train.csv").read_bytes() == (c / "train.csv").read_bytes()
 
 
-def test_ensure_data_dir(tmp_path, monkeypatch):
-    given = tmp_path / "given"
-    given.mkdir()
-    assert synthetic.ensure_data_dir(given) == given
-    with pytest.raises(FileNotFoundError, match="missing_dir"):
-        synthetic.ensure_data_dir(tmp_path / "missing_dir")
-    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", dict(n_signs=2, n_participants=2, clips_per_sign=1))
-    d = synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3)
-    assert d == tmp_path / "art" / "synthetic_seed3"
-    assert len(read_clips(d)) == 4
-    marker = d / synthetic.MARKER_NAME
-    stamp = (d / "train.csv").stat().st_mtime_ns
-    assert synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3) == d   # reused
-    assert (d / "train.csv").stat().st_mtime_ns == stamp
-    marker.unlink()                                   # as if generation had been interrupted
-    (d / "train.csv").unlink()
-    assert synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3) == d
-    assert marker.exists() and len(read_clips(d)) == 4
-    assert [p.name for p in (tmp_path / "art").iterdir()] == ["synthetic_seed3"]  # no temp dirs
-    outdated = json.loads(marker.read_text()) | {"generator_version": synthetic.GENERATOR_VERSION - 1}
-    marker.write_text(json.dumps(outdated))           # made by an older generator: replaced
-    assert synthetic.ensure_data_dir(artifacts_dir=tmp_path / "art", seed=3) == d
-    assert json.loads(marker.read_text())["generator_version"] == synthetic.GENERATOR_VERSION
-    assert [p.name for p in (tmp_path / "art").iterdir()] == ["synthetic_seed3"]
+TINY = dict(n_signs=2, n_participants=2, clips_per_sign=1)
+
+
+@pytest.fixture
+def tiny_default(monkeypatch):
+    """The default set at 4 clips, and a count of `generate`'s calls."""
+    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", TINY)
+    calls, real = [], synthetic.generate
+    monkeypatch.setattr(synthetic, "generate", lambda out, **kw: calls.append(kw) or real(out, **kw))
+    return calls
+
+
+def test_ensure_data_dir(tmp_path, tiny_default, monkeypatch, capsys):
+    """The default set is generated once per artifacts folder, seed and generator version, with a
+    manifest (runs' format) of what it was made from and the checksums of train.csv and the sign
+    map; an edited train.csv or a set of another generator version is generated again, with a line."""
+    art = tmp_path / "art"
+    d = synthetic.ensure_data_dir(artifacts_dir=art, seed=3)
+    assert d == art / "synthetic_seed3" and len(read_clips(d)) == 4
+    assert [p.name for p in art.iterdir()] == ["synthetic_seed3"]        # no temporaries left
+    record = runs.read_manifest(d)
+    assert record["spec"] == {"artefact": "synthetic data set", "seed": 3, **TINY,
+                              "generator_version": synthetic.GENERATOR_VERSION}
+    assert sorted(record["files"]) == ["sign_to_prediction_index_map.json", "train.csv"]
+    for name, want in record["files"].items():
+        data = (d / name).read_bytes()
+        assert want == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    original = (d / "train.csv").read_bytes()
+    assert synthetic.ensure_data_dir(artifacts_dir=art, seed=3) == d and len(tiny_default) == 1   # reused
+
+    (d / "train.csv").write_bytes(original[:original.rindex(b"\n", 0, -1) + 1])   # a line removed
+    assert synthetic.ensure_data_dir(artifacts_dir=art, seed=3) == d and len(tiny_default) == 2
+    assert "train.csv is not the file its manifest vouches for" in capsys.readouterr().out
+    assert (d / "train.csv").read_bytes() == original                 # the same bytes again
+
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    assert synthetic.ensure_data_dir(artifacts_dir=art, seed=3) == d and len(tiny_default) == 3
+    assert "generator_version" in capsys.readouterr().out
+    assert runs.read_manifest(d)["spec"]["generator_version"] == synthetic.GENERATOR_VERSION
+    assert [p.name for p in art.iterdir()] == ["synthetic_seed3"]
+
+
+def test_an_interrupted_generation_leaves_the_old_set_and_no_temporary(tmp_path, tiny_default, monkeypatch):
+    art = tmp_path / "art"
+    d = synthetic.ensure_data_dir(artifacts_dir=art, seed=3)
+    before = _files(d)
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+
+    def killed(out_dir, **kw):
+        synthetic.write_landmark_file(Path(out_dir) / "train_landmark_files/1/2.parquet",
+                                      np.zeros((3, 543, 3)))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(synthetic, "generate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.ensure_data_dir(artifacts_dir=art, seed=3)
+    assert [p.name for p in art.iterdir()] == ["synthetic_seed3"] and _files(d) == before
 
 
 def _files(folder: Path) -> dict:
@@ -197,13 +228,14 @@ def _files(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("when", ["start", "end"])
-def test_ensure_data_dir_never_replaces_a_complete_copy(when, tmp_path, monkeypatch):
+def test_two_processes_generating_the_set_leave_one_complete_copy(when, tmp_path, tiny_default,
+                                                                   monkeypatch):
     """Issue 19: two processes generate the set into one artifacts folder and the first finishes
     while the second is generating (at the start of the second's generation, or after it wrote its
     files but before it renamed them into place). Simulated in one process: the second's
-    `generate` runs the first's whole `ensure_data_dir`. The first's files stay where they are
-    (same inodes, contents), readable by the first, which still has one open; the second uses them."""
-    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", dict(n_signs=2, n_participants=2, clips_per_sign=1))
+    `generate` runs the first's whole `ensure_data_dir`. The second's copy replaces the first's
+    whole: the same bytes (the set is deterministic), complete (used again without generating),
+    and the file the first still has open stays readable."""
     art, real_generate, first = tmp_path / "art", synthetic.generate, {}
 
     def second_generate(out_dir, **kw):
@@ -219,99 +251,47 @@ def test_ensure_data_dir_never_replaces_a_complete_copy(when, tmp_path, monkeypa
     monkeypatch.setattr(synthetic, "generate", second_generate)
     d = synthetic.ensure_data_dir(artifacts_dir=art, seed=3)
     assert d == first["dir"] == art / "synthetic_seed3"
-    now = _files(d)
-    changed = [str(p.relative_to(d)) for p, v in first["files"].items() if now.get(p) != v]
-    assert not changed and now.keys() == first["files"].keys()     # untouched: same inodes and bytes
+    sums = {p: v[2] for p, v in _files(d).items()}
+    assert sums == {p: v[2] for p, v in first["files"].items()}       # same files, same bytes
     with first["reading"] as f:
         assert hashlib.sha256(f.read()).hexdigest() == first["files"][Path(f.name)][2]
-    for path in read_clips(d)["path"]:
-        load_frames(path)
-    assert [p.name for p in art.iterdir()] == ["synthetic_seed3"]    # the second's copy discarded
+    n_calls = len(tiny_default)
+    assert synthetic.ensure_data_dir(artifacts_dir=art, seed=3) == d and len(tiny_default) == n_calls
+    assert len(read_clips(d)) == 4 and [p.name for p in art.iterdir()] == ["synthetic_seed3"]
 
 
-def test_ensure_data_dir_removes_what_killed_generations_left(tmp_path, monkeypatch):
-    """A killed generation leaves its temporary folder (0.5 GB for the default set): the next
-    `ensure_data_dir` removes those of dead processes (the `runs` temporaries and the
-    ``.synthetic_seed<seed>.tmp<pid>`` folders of earlier versions), and keeps those of live ones."""
-    monkeypatch.setattr(synthetic, "DEFAULT_SIZE", dict(n_signs=2, n_participants=2, clips_per_sign=1))
+def test_ensure_data_dir_removes_what_killed_generations_left(tmp_path, tiny_default):
+    """A killed generation leaves its temporary folder (0.5 GB for the default set): generating the
+    set removes the temporaries nobody touched for `runs.STALE_AFTER_S` (the `runs.atomic_path`
+    names and the ``.synthetic_seed<seed>.tmp<pid>`` folders of earlier versions) and keeps
+    younger ones, which may belong to a generation still running."""
     art = tmp_path / "art"
-    target = art / "synthetic_seed3"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
-        def temp_of(pid):
-            mine = runs.temp_path(target)
-            return mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{pid}-"))
-        gone = [temp_of(dead.pid), art / f".synthetic_seed3.tmp{dead.pid}", art / f".synthetic_seed0.tmp{dead.pid}"]
-        kept = [temp_of(live.pid), art / f".synthetic_seed3.tmp{live.pid}"]
-        for folder in gone + kept:
-            (folder / "train_landmark_files" / "1000").mkdir(parents=True)
-            (folder / "train_landmark_files" / "1000" / "1.parquet").write_bytes(b"half-written")
-        assert synthetic.ensure_data_dir(artifacts_dir=art, seed=3) == target
-        assert not any(p.exists() for p in gone)
-        assert all(p.exists() for p in kept)
-        assert sorted(p.name for p in art.iterdir()) == sorted([target.name] + [p.name for p in kept])
-    finally:
-        live.kill()
-        live.wait()
+    old = time.time() - runs.STALE_AFTER_S - 60
+    gone = [art / ".synthetic_seed3.1234-abcd1234.tmp", art / ".synthetic_seed0.tmp99"]
+    kept = [art / ".synthetic_seed3.5678-ef567890.tmp"]
+    for folder in gone + kept:
+        (folder / "train_landmark_files" / "1000").mkdir(parents=True)
+        (folder / "train_landmark_files" / "1000" / "1.parquet").write_bytes(b"half-written")
+    for folder in gone:
+        os.utime(folder, (old, old))
+    assert synthetic.ensure_data_dir(artifacts_dir=art, seed=3) == art / "synthetic_seed3"
+    assert sorted(p.name for p in art.iterdir()) == sorted(["synthetic_seed3"] + [p.name for p in kept])
 
 
-def test_sign_catalogue():
-    specs = synthetic.sign_catalogue()
-    names = [s.name for s in specs]
-    assert len(specs) == synthetic.DEFAULT_SIZE["n_signs"] and len(set(names)) == len(names)
-    assert names[:2] == ["hello", "thankyou"] and set(names) <= set(config.SIGN_TO_INDEX)
-    for a, b, _why in synthetic.SIMILAR_PAIRS:
-        assert a in names and b in names
-    every = synthetic.sign_catalogue(250)
-    assert sorted(s.name for s in every) == sorted(config.SIGN_TO_INDEX)
-    assert every == synthetic.sign_catalogue(250)             # deterministic
-    with pytest.raises(ValueError, match="n_signs=251"):
-        synthetic.sign_catalogue(251)
-    assert config.SIGN_TO_INDEX[specs[0].name] == 113
-
-
-def test_250_distinct_signs_deterministic():
-    every = synthetic.sign_catalogue(250)
-    keys = [synthetic.sign_key(s) for s in every]
-    assert len(set(keys)) == 250                              # place/movement/shape/hands differ
-    assert every[:len(synthetic.CATALOGUE)] == list(synthetic.CATALOGUE)
-    assert synthetic.sign_catalogue(40) == every[:40]         # a smaller set: the first signs
-    other = synthetic.sign_catalogue(250, seed=1)
-    assert other[:26] == every[:26] and other[26:] != every[26:]
-    assert len({synthetic.sign_key(s) for s in other}) == 250
-    # the key tells movements apart: direction of a line, sense of a circle
-    line = synthetic.CATALOGUE[8]                             # "up"
-    assert line.path == "line"
-    down = synthetic.SignSpec("x", line.anchor, line.contact, "line", (0.0, 0.4), shape=line.shape)
-    assert synthetic.sign_key(down) != synthetic.sign_key(line)
-    please, happy = synthetic.CATALOGUE[4], synthetic.CATALOGUE[5]
-    assert synthetic.sign_key(please) != synthetic.sign_key(happy)
-
-
-def test_clip_counts_uneven_and_exact():
-    counts = synthetic._clip_counts(np.random.default_rng(0), 94477, 21, 250)
-    assert counts.shape == (21, 250) and counts.sum() == 94477
-    per_person, per_sign = counts.sum(1), counts.sum(0)
-    assert per_person.max() > 1.3 * per_person.min()          # GISLR: ~3,000 to ~6,000
-    assert per_sign.min() > 250 and per_sign.max() < 500      # GISLR: ~300 to ~415
-    again = synthetic._clip_counts(np.random.default_rng(0), 94477, 21, 250)
-    np.testing.assert_array_equal(counts, again)
-
-
-def test_generate_with_n_clips(tmp_path):
-    size = dict(n_signs=30, n_participants=3, n_clips=40)
-    a = synthetic.generate(tmp_path / "a", seed=1, **size)
-    b = synthetic.generate(tmp_path / "b", seed=1, **size)
-    assert (a / "train.csv").read_bytes() == (b / "train.csv").read_bytes()
-    clips = read_clips(a)
-    assert len(clips) == 40 and clips["participant_id"].nunique() == 3
-    names = {s.name for s in synthetic.sign_catalogue(30)}
-    assert set(clips["sign"]) <= names and clips["sign"].nunique() > 15
-    assert clips["sequence_id"].is_unique
-    with pytest.raises(ValueError, match="n_clips=0"):
-        synthetic.generate(tmp_path / "c", n_clips=0)
+def test_catalogue_and_the_sizes_generate_accepts(tmp_path):
+    names = [s.name for s in synthetic.CATALOGUE]
+    assert len(names) == 26 and len(set(names)) == 26 and set(names) <= set(config.SIGN_TO_INDEX)
+    assert names[:2] == ["hello", "thankyou"] and config.SIGN_TO_INDEX[names[0]] == 113
+    default = names[:synthetic.DEFAULT_SIZE["n_signs"]]
+    for a, b, _why in synthetic.SIMILAR_PAIRS:                # chapter 5 looks for them
+        assert a in default and b in default
+    for bad, message in [(dict(n_signs=1), "n_signs=1"), (dict(n_signs=27), "n_signs=27"),
+                         (dict(clips_per_sign=0), "clips_per_sign=0"),
+                         (dict(n_participants=0), "n_participants=0"),
+                         (dict(no_hand_fraction=1.5), "no_hand_fraction=1.5")]:
+        with pytest.raises(ValueError, match=message):
+            synthetic.generate(tmp_path / "x", **bad)
+    assert not (tmp_path / "x").exists()
 
 
 def test_hand_shapes_bend_fingers():

@@ -15,7 +15,7 @@ from matplotlib import animation
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..landmarks import GROUPS, LANDMARK_IDXS_LEFT_DOMINANT0, LANDMARK_IDXS_RIGHT_DOMINANT0, N_ROWS, TYPE_STARTS
+from ..landmarks import N_ROWS, TYPE_STARTS
 from .style import COLORS, WIDTH, _mark
 
 # MediaPipe hand bones (21 landmarks: wrist 0, thumb 1-4, index 5-8, middle 9-12, ring 13-16,
@@ -140,17 +140,23 @@ def plot_skeleton_pair(frame_a, frame_b, titles) -> Figure:
     return fig
 
 
-def _animate(clips, titles, max_frames: int, size: float, data=None) -> animation.FuncAnimation:
-    """Clips [n, 543, 3] playing side by side, each at `max_frames` (or fewer) evenly spaced frames
-    from its first to its last, at the longest clip's pace of 30 frames per second."""
+def animate_clips(clips, titles, max_frames: int = 20, data: str | None = None) -> animation.FuncAnimation:
+    """Clips [n, 543, 3] playing side by side, small (chapter 1), for `animation_html`.
+
+    Each clip is shown at `max_frames` (or fewer) evenly spaced frames from its first to its last
+    (every frame of a short clip), so that all start and end together whatever their lengths and
+    the page stays light; a counter in each panel gives the real frame. The pace is the longest
+    clip's at 30 frames per second (stretched by the frames skipped).
+    """
     clips = [np.asarray(f, dtype=np.float32) for f in clips]
     for f in clips:
         if f.ndim != 3 or f.shape[1] != N_ROWS or len(f) == 0:
             raise ValueError(f"frames must have shape [n, {N_ROWS}, 3] with n > 0, got {list(f.shape)}")
-    if max_frames < 1:
-        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if len(titles) != len(clips) or max_frames < 1:
+        raise ValueError(f"{len(clips)} clip(s) need as many titles (got {len(titles)}) and max_frames >= 1 "
+                         f"(got {max_frames})")
     longest = max(len(f) for f in clips)
-    steps = min(max_frames, longest)
+    steps, size = min(max_frames, longest), 2.8 if len(clips) == 1 else 2.6
     fig, axes = plt.subplots(1, len(clips), figsize=(size * len(clips), size), dpi=72, squeeze=False)
     panels = []
     for ax, f, title in zip(axes[0], clips, titles):
@@ -173,29 +179,6 @@ def _animate(clips, titles, max_frames: int, size: float, data=None) -> animatio
     return anim
 
 
-def animate_clip(frames, title: str | None = None, max_frames: int = 20,
-                 data: str | None = None) -> animation.FuncAnimation:
-    """A small animation of a whole clip [n, 543, 3] (chapter 1), for `animation_html`.
-
-    At most `max_frames` evenly spaced frames are drawn (every frame of a short clip), small, so
-    the page stays light, at the clip's real pace of 30 frames per second (stretched by the frames
-    skipped); a counter gives the frame shown.
-    """
-    return _animate([frames], [title or ""], max_frames, 2.8, data)
-
-
-def animate_clip_pair(frames_a, frames_b, titles, max_frames: int = 20) -> animation.FuncAnimation:
-    """Two clips [n, 543, 3] playing side by side (chapter 1), for `animation_html`.
-
-    Each clip is shown at `max_frames` (or fewer) evenly spaced frames from its first to its
-    last, so both start and end together whatever their lengths; the frame counter of each
-    panel gives the real frame. The pace is the longer clip's at 30 frames per second.
-    """
-    if len(titles) != 2:
-        raise ValueError(f"titles must hold 2 titles, got {len(titles)}")
-    return _animate([frames_a, frames_b], titles, max_frames, 2.6)
-
-
 def animation_html(anim: animation.FuncAnimation, alt: str | None = None) -> str:
     """The animation as self-contained HTML/JavaScript (`to_jshtml`), looping; chapter 1.
 
@@ -207,28 +190,3 @@ def animation_html(anim: animation.FuncAnimation, alt: str | None = None) -> str
     if alt:                                                                             # has its own icons
         html = html.replace('<img id="_anim_img', f'<img alt="{escape(alt, quote=True)}" id="_anim_img', 1)
     return html
-
-
-def plot_selected_landmarks(frame, left_dominant: bool = True, data: str | None = None) -> Figure:
-    """A skeleton with the 66 model landmarks marked by group: 40 lips, 21 hand, 5 pose (chapter 2).
-
-    Left: the whole frame (context); right: a zoom on the selected landmarks, the 5 pose
-    landmarks numbered with their column in the model input (61-65).
-    """
-    frame = _check_frame(frame)
-    idxs = LANDMARK_IDXS_LEFT_DOMINANT0 if left_dominant else LANDMARK_IDXS_RIGHT_DOMINANT0
-    fig, axes = _skeletons([frame, frame], ["whole frame", "the 66 model landmarks"], (WIDTH, 3.8), legend=False)
-    for ax in axes:
-        for line in ax.lines:
-            line.set_alpha(0.25)
-        for group, cols in GROUPS.items():
-            ax.scatter(frame[idxs[cols], 0], frame[idxs[cols], 1], s=14, color=COLORS[group], zorder=5,
-                       edgecolor="white", linewidth=0.4, label=f"{group} ({len(cols)})")
-    _skeleton_axes(axes[1], skeleton_limits(frame, idxs))
-    for col in GROUPS["pose"]:
-        x, y = frame[idxs[col], :2]
-        if np.isfinite([x, y]).all():
-            axes[1].annotate(str(col), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7.5,
-                             color=COLORS["pose"])
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _mark(fig, data)

@@ -1,5 +1,5 @@
-"""The book's figure style (`set_style`), its colour-blind-safe colours, and the two small helpers
-the figure modules share: the check of a table's columns and the data label of a figure."""
+"""The book's figure style (`set_style`), its colour-blind-safe colours, and the data label of a
+figure (`_mark`), which the figure modules share."""
 from __future__ import annotations
 
 import sys
@@ -38,13 +38,6 @@ def set_style() -> None:
     if "ipykernel" in sys.modules:        # sharp figures on high-resolution screens
         from matplotlib_inline.backend_inline import set_matplotlib_formats
         set_matplotlib_formats("retina")
-
-
-def _need_columns(table, columns, what: str) -> None:
-    """Raise a ValueError that names the `columns` that `table` (described by `what`) lacks."""
-    missing = [c for c in columns if c not in table]
-    if missing:
-        raise ValueError(f"{what} lacks columns {missing}")
 
 
 def _mark(fig: Figure, data: str | None) -> Figure:
