@@ -137,12 +137,14 @@ def apply_affine(frames, matrices, shift, centre) -> np.ndarray:
     frames; `matrices` ``[..., T, 2, 2]``, `shift` and `centre` ``[..., T, 2]`` (broadcast);
     missing landmarks stay 0, z is unchanged (chapter 7)."""
     frames = np.asarray(frames)
-    m = np.asarray(matrices, np.float32)[..., None]                     # [..., T, 2, 2, 1]
-    c, t = (np.asarray(v, np.float32)[..., None] for v in (centre, shift))   # [..., T, 2, 1]
+    m = np.asarray(matrices, np.float32)[..., None]          # [..., T, 2, 2, 1]
+    c, t = (np.asarray(v, np.float32)[..., None]
+            for v in (centre, shift))                          # [..., T, 2, 1]
     dx, dy = frames[..., 0] - c[..., 0, :], frames[..., 1] - c[..., 1, :]
     seen, out = present(frames), frames.copy()
     for i in range(2):
-        out[..., i] = np.where(seen, m[..., i, 0, :] * dx + m[..., i, 1, :] * dy + c[..., i, :] + t[..., i, :], 0)
+        new = m[..., i, 0, :] * dx + m[..., i, 1, :] * dy + c[..., i, :]
+        out[..., i] = np.where(seen, new + t[..., i, :], 0)
     return out
 
 
@@ -161,7 +163,8 @@ def resample(frames, idxs, rate: float):
     both = (present(a) & present(b))[..., None]
     new = np.where(both, a + (b - a) * wf, np.where(wf < 0.5, a, b))
     out, out_idxs = np.zeros_like(frames), np.full_like(idxs, -1)
-    out[:len(pos)], out_idxs[:len(pos)] = new, idxs[lo] + (idxs[hi] - idxs[lo]) * w
+    out[:len(pos)] = new
+    out_idxs[:len(pos)] = idxs[lo] + (idxs[hi] - idxs[lo]) * w
     return out, out_idxs
 
 

@@ -48,16 +48,23 @@ class ReferenceNormalisation(keras.layers.Layer):
 
     def call(self, frames):
         xy = tf.cast(frames[..., :2], tf.float32)
-        seen = tf.cast(tf.reduce_any(xy != 0.0, axis=-1, keepdims=True), tf.float32)   # [B,T,66,1]
-        n_ref = tf.reduce_sum(seen[:, :, REFERENCE_COL], axis=1, keepdims=True)       # [B,1,1]
-        ref = tf.reduce_sum(xy[:, :, REFERENCE_COL] * seen[:, :, REFERENCE_COL], axis=1, keepdims=True)
-        ref = tf.where(n_ref > 0, ref / tf.maximum(n_ref, 1.0), 0.5)[:, :, None]      # [B,1,1,2]
+        seen = tf.cast(tf.reduce_any(xy != 0.0, axis=-1, keepdims=True),
+                       tf.float32)                              # [B,T,66,1]
+        at_ref = seen[:, :, REFERENCE_COL]                          # [B,T,1]
+        n_ref = tf.reduce_sum(at_ref, axis=1, keepdims=True)        # [B,1,1]
+        ref = tf.reduce_sum(xy[:, :, REFERENCE_COL] * at_ref, axis=1,
+                            keepdims=True)
+        ref = tf.where(n_ref > 0, ref / tf.maximum(n_ref, 1.0), 0.5)
+        ref = ref[:, :, None]                                      # [B,1,1,2]
         n = tf.maximum(tf.reduce_sum(seen, axis=[1, 2], keepdims=True), 1.0)
-        var = tf.reduce_sum(tf.square(xy - ref) * seen, axis=[1, 2], keepdims=True) / n
+        var = tf.reduce_sum(tf.square(xy - ref) * seen, axis=[1, 2],
+                            keepdims=True) / n
         std = tf.where(var > 0, tf.sqrt(tf.where(var > 0, var, 1.0)), 1.0)
         out, T = tf.where(seen > 0, (xy - ref) / std, 0.0), tf.shape(frames)[1]
+        groups = ((LIPS_START, N_LIPS), (HAND_START, N_HAND),
+                  (POSE_START, N_POSE))
         return tuple(tf.reshape(out[:, :, s:s + k], [-1, T, 2 * k])
-                     for s, k in ((LIPS_START, N_LIPS), (HAND_START, N_HAND), (POSE_START, N_POSE)))
+                     for s, k in groups)
 
 
 def motion_features(lips, hand, pose, lags=(1, 2)):
@@ -74,10 +81,11 @@ def motion_features(lips, hand, pose, lags=(1, 2)):
     out = []
     for k in lags:
         prev = tf.pad(p, [[0, 0], [k, 0], [0, 0], [0, 0]])[:, :T]
-        both = seen & tf.pad(seen, [[0, 0], [k, 0], [0, 0], [0, 0]])[:, :T]       # padded with False
+        both = seen & tf.pad(seen, [[0, 0], [k, 0], [0, 0], [0, 0]])[:, :T]
         d = p - prev
         sq = tf.reduce_sum(tf.square(d), axis=-1, keepdims=True)
-        length = tf.where(sq > 0, tf.sqrt(tf.where(sq > 0, sq, 1.0)), 0.0)       # no NaN gradient at 0
+        # |d|, without a NaN gradient at 0
+        length = tf.where(sq > 0, tf.sqrt(tf.where(sq > 0, sq, 1.0)), 0.0)
         out.append(tf.where(both, tf.concat([d, length], axis=-1), 0.0))
     return tf.reshape(tf.concat(out, axis=-1), [-1, T, N_COLS * 3 * len(lags)])
 
@@ -122,17 +130,20 @@ class LateDropout(keras.layers.Layer):
         self.dropout = keras.layers.Dropout(self.rate)
 
     def build(self, shape):
-        self.step = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False,
-                                    aggregation="only_first_replica", name="step")
+        self.step = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            aggregation="only_first_replica", name="step")
 
     def call(self, x, training=None):
         if not training:
             return x
         self.step.assign_add(1)
-        return tf.where(self.step > self.start_step, self.dropout(x, training=True), x)
+        dropped = self.dropout(x, training=True)
+        return tf.where(self.step > self.start_step, dropped, x)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "start_step": self.start_step}
+        return {**super().get_config(), "rate": self.rate,
+                "start_step": self.start_step}
 
 
 @register
@@ -145,14 +156,16 @@ class Conv1DBlock(keras.layers.Layer):
     the valid frames' mean) over valid frames only; drop path drops the whole branch per clip.
     """
 
-    def __init__(self, units, kernel_size=17, expand=2, drop_path=0.2, eca_kernel=5, **kwargs):
+    def __init__(self, units, kernel_size=17, expand=2, drop_path=0.2,
+                 eca_kernel=5, **kwargs):
         super().__init__(**kwargs)
-        self.args = dict(units=units, kernel_size=kernel_size, expand=expand, drop_path=drop_path,
-                         eca_kernel=eca_kernel)
+        self.args = dict(units=units, kernel_size=kernel_size, expand=expand,
+                         drop_path=drop_path, eca_kernel=eca_kernel)
         self.expand = keras.layers.Dense(units * expand, activation="swish")
         self.dwconv = keras.layers.DepthwiseConv1D(kernel_size, use_bias=False)
         self.bn = keras.layers.BatchNormalization(momentum=0.95)
-        self.eca = keras.layers.Conv1D(1, eca_kernel, padding="same", use_bias=False)
+        self.eca = keras.layers.Conv1D(1, eca_kernel, padding="same",
+                                       use_bias=False)
         self.project = keras.layers.Dense(units)
         self.drop = keras.layers.Dropout(drop_path, noise_shape=(None, 1, 1))
 
@@ -164,7 +177,8 @@ class Conv1DBlock(keras.layers.Layer):
         k = self.args["kernel_size"]
         y = self.dwconv(tf.pad(self.expand(x), [[0, 0], [k - 1, 0], [0, 0]]))
         y = self.bn(y, training=training, mask=valid[..., 0] > 0)
-        mean = tf.reduce_sum(y * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        n = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        mean = tf.reduce_sum(y * mask, axis=1) / n
         y = y * tf.sigmoid(self.eca(mean[:, :, None]))[:, None, :, 0]
         return x + self.drop(self.project(y), training=training) * mask
 

@@ -104,13 +104,16 @@ class BalancedSignBatches(keras.utils.PyDataset):
             raise ValueError("no training clips to sample from (rows is empty)")
         labels = y[rows]
         if labels.min() < 0 or labels.max() >= cfg.num_classes:
-            raise ValueError(f"labels must lie in [0, {cfg.num_classes}); got {labels.min()}..{labels.max()}")
-        self.X, self.idxs, self.n, self.seed = prepared.X, prepared.idxs, cfg.batch_all_signs_n, cfg.seed
+            raise ValueError(f"labels must lie in [0, {cfg.num_classes}); "
+                             f"got {labels.min()}..{labels.max()}")
+        self.X, self.idxs, self.y = prepared.X, prepared.idxs, y
+        self.n, self.seed = cfg.batch_all_signs_n, cfg.seed
         self.signs = np.unique(labels)
         self.rows_of_sign = [rows[labels == s] for s in self.signs]
         self.batch_size = len(self.signs) * self.n
         self.steps_per_epoch = max(1, len(rows) // self.batch_size)
-        self.onehot = np.eye(cfg.num_classes, dtype=np.float32)[np.repeat(self.signs, self.n)]
+        eye = np.eye(cfg.num_classes, dtype=np.float32)
+        self.onehot = eye[np.repeat(self.signs, self.n)]
         self.epoch, self.augmentation = 0, cfg.augmentation
 
     def __len__(self):
@@ -119,16 +122,19 @@ class BalancedSignBatches(keras.utils.PyDataset):
     def sample_rows(self, epoch: int, step: int) -> np.ndarray:
         """Row indices of batch `step` of `epoch`: ``n`` draws from each sign."""
         rng = np.random.default_rng([self.seed, epoch, step])
-        return np.concatenate([rng.choice(rows, self.n) for rows in self.rows_of_sign])
+        return np.concatenate([rng.choice(rows, self.n)
+                               for rows in self.rows_of_sign])
 
     def __getitem__(self, step):
         rows = self.sample_rows(self.epoch, step)
-        frames, idxs = np.asarray(self.X[rows], np.float32), np.asarray(self.idxs[rows], np.float32)
-        if self.augmentation:
+        frames = np.asarray(self.X[rows], np.float32)
+        idxs = np.asarray(self.idxs[rows], np.float32)
+        if self.augmentation:            # chapter 7: training batches only
             rng = np.random.default_rng([self.seed, self.epoch, step, 1])
-            frames, idxs = augment.augment_batch(frames, idxs, rng, augment.PROBABILITIES)
+            frames, idxs = augment.augment_batch(frames, idxs, rng,
+                                                 augment.PROBABILITIES)
         inputs = {"frames": frames, "non_empty_frame_idxs": idxs}
-        return inputs, self.onehot.copy()      # a fresh array: TensorFlow may reuse its memory
+        return inputs, self.onehot.copy()  # new: TF may reuse its memory
 
 
 class EpochSeed(keras.callbacks.Callback):
@@ -147,10 +153,12 @@ class EpochSeed(keras.callbacks.Callback):
         self.batches, self.seed = batches, seed
 
     def on_epoch_begin(self, epoch, logs=None):
-        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        done = keras.ops.convert_to_numpy(self.model.optimizer.iterations)
         if done != epoch * len(self.batches):
-            raise runs.ArtefactError(f"the backup restored {done} optimizer steps for epoch {epoch + 1} "
-                                     f"(expected {epoch * len(self.batches)}): restart=True starts over")
+            raise runs.ArtefactError(
+                f"the backup restored {done} optimizer steps for epoch "
+                f"{epoch + 1}, not {epoch * len(self.batches)}: restart=True "
+                "starts over")
         self.batches.epoch = epoch
         reseed_random_layers(self.model, [self.seed, epoch])
 
