@@ -212,6 +212,9 @@ class AdamWAcrossReplicas(keras.optimizers.AdamW):
 def compile_model(model, cfg: RunConfig):
     """Compile with the seed's loss, optimizer and metrics (chapter 4); returns the model."""
     several = tf.distribute.get_strategy().num_replicas_in_sync > 1
+    if several and cfg.jit_compile and not tf.config.list_logical_devices("GPU"):
+        raise ParameterError("jit_compile=True does not run on several CPU "
+                             "devices (XLA); set jit_compile=False")
     AdamW = AdamWAcrossReplicas if several else keras.optimizers.AdamW
     optimizer = AdamW(
         learning_rate=learning_rates(cfg)[0],
@@ -238,7 +241,8 @@ def compiled(net, cfg: RunConfig):
     its training step again, which takes seconds a run. The run is the same, bit for bit."""
     key = runs.key_of({"layers": [layer.get_config() for layer in net.layers],
                        "settings": {**cfg.as_dict(), "seed": 0, "epochs": 0, "augmentation": False},
-                       "replicas": tf.distribute.get_strategy().num_replicas_in_sync})
+                       "replicas": tf.distribute.get_strategy().num_replicas_in_sync,
+                       "compile": compile_model})        # an edited compile_model: compiled anew
     if key not in _COMPILED:
         compile_model(net, cfg)
         _COMPILED[key] = net, [keras.ops.convert_to_numpy(v) for v in net.optimizer.variables]
