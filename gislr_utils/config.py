@@ -26,15 +26,12 @@ class ParameterError(ValueError):
     """A parameter has a bad value; the message names the parameter and what is allowed."""
 
 
-def in_source_checkout() -> bool:
-    """True when the package runs from the book's repository (an editable install or a clone)."""
-    return (REPO_ROOT / "_toc.yml").is_file() and (REPO_ROOT / "gislr_utils").is_dir()
-
-
 def default_artifacts_dir() -> Path:
-    """``<repository>/artifacts`` in a clone of the book; ``./artifacts`` (the working directory)
-    for a package installed without the repository, never inside ``site-packages``."""
-    return (REPO_ROOT if in_source_checkout() else Path.cwd()) / "artifacts"
+    """``<repository>/artifacts`` in a clone of the book (an editable install or a checkout);
+    ``./artifacts`` (the working directory) for a package installed without the repository,
+    never inside ``site-packages``."""
+    in_checkout = (REPO_ROOT / "_toc.yml").is_file() and (REPO_ROOT / "gislr_utils").is_dir()
+    return (REPO_ROOT if in_checkout else Path.cwd()) / "artifacts"
 
 
 def real_sample_dir() -> Path:
@@ -51,13 +48,9 @@ def real_sample_dir() -> Path:
     return path
 
 
-def load_sign_map() -> dict[str, int]:
-    """The competition's sign -> prediction index map (250 signs, 'TV': 0 ... 'zipper': 249)."""
-    text = resources.files("gislr_utils").joinpath("data/sign_to_prediction_index_map.json").read_text()
-    return json.loads(text)
-
-
-SIGN_TO_INDEX = load_sign_map()
+# The competition's sign -> prediction index map (250 signs, 'TV': 0 ... 'zipper': 249).
+SIGN_TO_INDEX: dict[str, int] = json.loads(
+    resources.files("gislr_utils").joinpath("data/sign_to_prediction_index_map.json").read_text())
 INDEX_TO_SIGN = {v: k for k, v in SIGN_TO_INDEX.items()}
 
 

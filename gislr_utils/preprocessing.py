@@ -439,10 +439,6 @@ class PreparedData:
     def has_hand(self) -> np.ndarray:
         return np.asarray(self.idxs[:, 0]) != -1
 
-    def __repr__(self) -> str:
-        return (f"PreparedData({len(self.y)} clips, {int((~self.has_hand).sum())} without a hand (all "
-                f"padding); X {list(self.X.shape)}; cache {self.cache_dir})")
-
 
 def _inputs_key(data_dir: Path, clips: pd.DataFrame, input_size: int) -> str:
     """Hash of what the arrays are made from (see `prepare_dataset`)."""

@@ -288,14 +288,11 @@ def validation_data(prepared, rows, num_classes: int = 250):
 # What the pages print while a run trains
 # --------------------------------------------------------------------------------------------------
 def format_duration(seconds: float) -> str:
-    """``42 s``, ``3 min 20 s``, ``2 h 05 min``."""
-    if not np.isfinite(seconds):
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    """``42 s``, ``3.3 min``, ``2.1 h``."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s" if np.isfinite(seconds) else "?"
 
 
 def format_epoch_line(row: dict, epochs: int) -> str:
@@ -309,17 +306,15 @@ def format_epoch_line(row: dict, epochs: int) -> str:
 
 
 class EpochLog(keras.callbacks.Callback):
-    """What a run prints (chapter 4): its batches, after ``warmup + measure`` steps the measured time
-    per step with the projected time of an epoch and of the run, in epochs longer than ``every``
-    seconds a line every ``every`` seconds, and one line per epoch. It adds the epoch's
-    ``seconds`` to the logs (``CSVLogger``, after it in the list, writes them)."""
+    """What a run prints (chapter 4): after ``warmup + measure`` steps the measured time per step
+    with the projected time of an epoch and of the run, then one line per epoch. It adds the
+    epoch's ``learning_rate`` and ``seconds`` to the logs (``CSVLogger``, after it in the list,
+    writes them)."""
 
-    def __init__(self, batches: BalancedSignBatches, epochs: int, verbose: int = 1, every=30.0,
-                 warmup=2, measure=3):
+    def __init__(self, batches: BalancedSignBatches, epochs: int, verbose: int = 1, warmup=2, measure=3):
         super().__init__()
         self.batches, self.epochs, self.verbose = batches, epochs, verbose
-        self.every, self.warmup, self.measure = every, warmup, measure
-        self.per_step, self._ends, self._first = None, [], True
+        self.warmup, self.measure, self._ends, self._first = warmup, measure, [], True
 
     def _say(self, text):
         if self.verbose:
@@ -329,25 +324,19 @@ class EpochLog(keras.callbacks.Callback):
         if self._first and epoch:
             self._say(f"continuing the interrupted run after epoch {epoch} (Keras' BackupAndRestore)")
         self._first, self._epoch, self._start = False, epoch, time.perf_counter()
-        self._last = self._start
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.per_step is None and len(self._ends) + 1 in (self.warmup, self.warmup + self.measure):
+        if len(self._ends) >= self.warmup + self.measure:
+            return
+        if len(self._ends) + 1 in (self.warmup, self.warmup + self.measure):
             float((logs or {}).get("loss", 0.0))       # wait for the device to finish the step
-        now, b, steps = time.perf_counter(), self.batches, len(self.batches)
-        if self.per_step is None:
-            self._ends.append(now)
-            if len(self._ends) == self.warmup + self.measure:
-                self.per_step = t = (now - self._ends[self.warmup - 1]) / self.measure
-                left = self.epochs - self._epoch
-                self._say(f"measured {t:.3g} s a step ({b.batch_size / t:,.0f} clips/s) after {self.warmup} "
-                          f"warm-up steps:\n  about {format_duration(t * steps)} an epoch of {steps} steps, "
-                          f"{format_duration(t * steps * left)} for {left} epoch(s) (without validation)")
-        long_epoch = self.per_step and self.per_step * steps > self.every
-        if long_epoch and now - self._last >= self.every and batch + 1 < steps:
-            self._last, done = now, now - self._start
-            self._say(f"  epoch {self._epoch + 1}: step {batch + 1}/{steps}, "
-                      f"{format_duration((steps - batch - 1) * done / (batch + 1))} left in this epoch")
+        self._ends.append(time.perf_counter())
+        if len(self._ends) == self.warmup + self.measure:
+            t, b, steps = (self._ends[-1] - self._ends[self.warmup - 1]) / self.measure, self.batches, len(self.batches)
+            left = self.epochs - self._epoch
+            self._say(f"measured {t:.3g} s a step ({b.batch_size / t:,.0f} clips/s) after {self.warmup} "
+                      f"warm-up steps:\n  about {format_duration(t * steps)} an epoch of {steps} steps, "
+                      f"{format_duration(t * steps * left)} for {left} epoch(s) (without validation)")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -389,23 +378,22 @@ def load_run(run_dir, prepared=None, verbose: int = 0) -> Run:
     another data set raises `runs.ArtefactError` naming the file and the reason.
     """
     run_dir = Path(run_dir)
-    record = runs.read_manifest(run_dir)
-    where = show_path(run_dir / runs.MANIFEST)
-    if record is None or "settings" not in record.get("spec", {}):
-        raise runs.ArtefactError(f"{where}: no finished run here (manifest missing or unreadable)")
-    why = runs.check_files(run_dir, record)
-    if why is not None:
-        raise runs.ArtefactError(f"{show_path(run_dir)}: {why}")
-    if record["spec"].get("version") != VERSION:
-        raise runs.ArtefactError(f"{where}: made by another version of the book (training version "
-                                 f"{record['spec'].get('version')}, this one {VERSION}); train it again")
+    record, where = runs.read_manifest(run_dir) or {}, show_path(run_dir / runs.MANIFEST)
+    spec = record.get("spec", {})
+    if "settings" not in spec:
+        why = "no finished run here (manifest missing or unreadable)"
+    elif spec.get("version") != VERSION:
+        why = f"made by another version of the book (training version {spec.get('version')}, this one {VERSION})"
+    elif prepared is not None and spec.get("data") != prepared.key:
+        why = f"made from another data set (key {spec.get('data')}, this data set's {prepared.key})"
+    else:
+        why = runs.check_files(run_dir, record)
+    if why:
+        raise runs.ArtefactError(f"{where}: {why}")
     try:
-        cfg = RunConfig(**record["spec"]["settings"])
+        cfg = RunConfig(**spec["settings"])
     except TypeError as err:
         raise runs.ArtefactError(f"{where}: settings of another version of the book ({err})") from None
-    if prepared is not None and record["spec"].get("data") != prepared.key:
-        raise runs.ArtefactError(f"{where}: made from another data set (key {record['spec'].get('data')}, "
-                                 f"this data set's {prepared.key})")
     stats = statistics.load_stats(run_dir / "stats.npz")
     net = build_model(dataclasses.replace(cfg, mixed_precision=False), stats)
     net.load_weights(run_dir / "model.weights.h5")
@@ -417,4 +405,4 @@ def load_run(run_dir, prepared=None, verbose: int = 0) -> Run:
               f"its {len(history)} epochs:")
         for row in history.to_dict("records"):
             print(format_epoch_line(row, cfg.epochs))
-    return Run(net, history, split, stats, cfg, run_dir, record["spec"])
+    return Run(net, history, split, stats, cfg, run_dir, spec)
