@@ -428,7 +428,7 @@ def build_model(cfg: RunConfig, stats: dict | None = None,
     x = MaskedMeanPooling(name="pooling")(x, mask)
     x = keras.layers.Dropout(cfg.classifier_dropout, name="dropout")(x)
     if cfg.late_dropout:                           # chapter 7: late dropout
-        start = round(cfg.late_dropout_start * cfg.epochs) * steps_per_epoch
+        start = int(cfg.late_dropout_start * cfg.epochs) * steps_per_epoch
         x = improved.LateDropout(cfg.late_dropout, start,
                                  name="late_dropout")(x)
     outputs = keras.layers.Dense(cfg.num_classes, activation="softmax",
