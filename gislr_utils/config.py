@@ -2,7 +2,7 @@
 
 A training run is described by one :class:`RunConfig`: the preset's values with the chapter's
 overrides applied, checked once by :func:`resolve`. It is the run's identity (hashed into the
-run's key), it is what `model.build_model` and `training.train` take, and it is the table that
+run's key), it is what `model.build_model` and chapter 4's recipe (`recipe.train_run`) take, and it is the table that
 chapter 4 shows. Nothing else in the package resolves a preset.
 """
 from __future__ import annotations

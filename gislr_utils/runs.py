@@ -8,7 +8,7 @@ prepared arrays, a training run -- with a ``manifest.json`` written last:
 * ``files``: the size and SHA-256 of every file the manifest vouches for.
 
 `check` compares a folder with the spec wanted now and says *what* differs
-(``"settings.epochs: 3 -> 10"``, ``"model.keras: not the file the manifest vouches for"``), so
+(``"settings.epochs: 3 -> 10"``, ``"model.weights.h5 is not the file its manifest vouches for"``), so
 that a stale or foreign artefact is rebuilt with a line instead of being used silently. A folder
 is written under a temporary name and renamed into place when complete (`atomic_path`): a reader
 never sees half of it, and a killed writer leaves only a hidden temporary, removed later by

@@ -64,7 +64,7 @@ def plot_position_index(idxs, position, ax=None, data: str | None = None) -> Fig
 
 def plot_history(history: pd.DataFrame, data: str | None = None) -> Figure:
     """Loss, accuracy, top-5 and top-10 accuracy per epoch, training (blue) and validation (orange)
-    (chapter 4). `history` is the history.csv table `training.train` writes (columns epoch, loss,
+    (chapter 4). `history` is the history.csv table of a run (chapter 4's recipe) (columns epoch, loss,
     acc, top_5_acc, top_10_acc and their val_ twins when there was a validation set).
     """
     panels = {"loss": "loss", "acc": "accuracy", "top_5_acc": "top-5 accuracy", "top_10_acc": "top-10 accuracy"}
