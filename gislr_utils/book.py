@@ -101,7 +101,7 @@ def setup(data_dir=None, artifacts_dir=None, preset: str = "classroom", seed: in
         raise ParameterError(f"data_dir={str(data_dir)!r} is not a GISLR data folder (no train.csv): give the "
                              "Kaggle asl-signs folder, 'real-sample' or None for the synthetic set")
     if run is not None:
-        cfg = _named_run(artifacts, run, settings, injected)
+        cfg = _named_run(artifacts, run, {**settings, "preset": preset, "seed": seed}, injected)
     from . import plotting, synthetic
     plotting.set_style()
     _native_logs_to(artifacts / "logs" / "native-stderr.log")
@@ -114,7 +114,8 @@ def _named_run(artifacts: Path, run, settings: dict, injected) -> RunConfig:
     """The settings of the finished run folder `run` (read only: it is never trained again)."""
     if not isinstance(run, str) or not run or Path(run).name != run:
         raise ParameterError(f"run={run!r} must be the name of a folder in artifacts_dir/runs, or None")
-    given = sorted({k for k, v in settings.items() if v is not None}
+    defaults = {"preset": "classroom", "seed": 0}             # setup's: a value of the caller's
+    given = sorted({k for k, v in settings.items() if v is not None and v != defaults.get(k)}
                    | ((injected[1] & {"preset", "seed", *RunConfig.__dataclass_fields__}) if injected else set()))
     if given:
         raise ParameterError(f"run={run!r} takes its settings from the run; do not also pass {given}")

@@ -59,9 +59,11 @@ def file_hash(path) -> str:
 def atomic_path(path):
     """Yield a hidden temporary name beside `path` to write a file or a folder; on success it
     replaces `path` (``os.replace``; a folder replaces the old folder of that name), on failure it
-    is removed. A full disk names `path` in the error."""
+    is removed. A full disk names `path` in the error. Stale temporaries beside `path` (what killed
+    writers left, `clean_stale`) are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(path.parent)                         # what killed writers left there
     suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix  # writers insist
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{suffix}")
     old = tmp.with_name(tmp.name + ".old")
