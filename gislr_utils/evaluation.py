@@ -19,6 +19,7 @@ from scipy.special import ndtri
 
 from . import config as _config
 from . import runs
+from ._tf import keras
 from .model import reseed_random_layers
 
 REQUIRED_METRICS = ("accuracy", "top5", "top10", "macro_f1", "weighted_f1", "n_val", "n_classes_present")
@@ -30,7 +31,8 @@ def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> n
     Only a model with randomness at inference (the `seed` preset's frame drop, `model.FrameMask`)
     cares about ``seed``: with an integer its random layers are re-seeded first
     (`reseed_random_layers`), so one model and one seed give the same probabilities whether the
-    model was just trained or loaded from disk; ``None`` continues their random stream.
+    model was just trained or loaded from disk; ``None`` continues their random stream. The model
+    runs eagerly, batch by batch: nothing is traced or compiled for a few hundred clips.
     """
     X = np.asarray(X, dtype=np.float32)
     idxs = np.asarray(idxs, dtype=np.float32)
@@ -40,8 +42,9 @@ def predict(model, X, idxs, batch_size: int = 256, seed: int | None = None) -> n
         raise ValueError("no clips to predict")
     if seed is not None:
         reseed_random_layers(model, seed)
-    probs = model.predict({"frames": X, "non_empty_frame_idxs": idxs}, batch_size=batch_size, verbose=0)
-    return np.asarray(probs, dtype=np.float32)
+    probs = [model({"frames": X[i:i + batch_size], "non_empty_frame_idxs": idxs[i:i + batch_size]}, training=False)
+             for i in range(0, len(X), batch_size)]       # eager: no graph to trace (or XLA to compile)
+    return np.concatenate([keras.ops.convert_to_numpy(p) for p in probs]).astype(np.float32)
 
 
 def wilson_interval(k, n, confidence: float = 0.95):

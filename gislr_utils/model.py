@@ -446,6 +446,8 @@ def blocks(model: keras.Model) -> list:
 
 def attention_mask_mode(model: keras.Model) -> str:
     """The ``attention_mask`` ("seed" or "keys") a model from :func:`build_model` was built with."""
+    if not blocks(model):
+        raise ValueError(f"model {model.name!r} is not a GISLR transformer from build_model (no transformer block)")
     return blocks(model)[0].args["mask_mode"]
 
 
