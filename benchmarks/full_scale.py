@@ -20,16 +20,17 @@ Stages (each prints wall time, CPU time, peak memory, disk used and a projection
    when ``<out>/data`` already holds this set.
 2. ``prepare``: `preprocessing.prepare_dataset` into ``<out>/artifacts`` (memory-mapped result);
    goal: <= 3 minutes for 94,477 files on 2 cores.
-3. ``train``: the seed preset as `training.train` sets it up (`training.split_rows`, statistics
-   of the training clips, then `train_step.time_steps`: `model.build_model` and
-   `training.compile_model`, `training.batch_dataset` of `training.BalancedSignBatches` over the
-   memory-mapped arrays), fitted for ``--warmup`` + ``--steps`` steps; the time per step after
-   the warm-up gives the projected time of a full run (the preset's 100 epochs of
+3. ``train``: the seed preset as chapter 4's recipe (`recipe.train_run`) sets it up
+   (`training.split_rows`, statistics of the training clips, then `train_step.time_steps`:
+   `model.build_model` and `training.compile_model`, ``fit`` on `training.BalancedSignBatches`
+   over the memory-mapped arrays), fitted for ``--warmup`` + ``--steps`` steps; the time per
+   step after the warm-up gives the projected time of a full run (the preset's 100 epochs of
    ``len(train) // 1000`` steps; the seed preset validates nothing while it trains). With 26
    signs instead of 250, a batch holds 1000 // 26 = 38 clips of every sign (988 clips) instead
-   of the seed's 4 of each of 250 (1,000): the same cost a step.
-4. ``pipeline``: `training.batch_dataset`'s samples/s from the memory map and from RAM against
-   the training step's (`benchmarks/input_pipeline.py`).
+   of the seed's 4 of each of 250 (1,000): the same cost a step. Then an epoch's batches are
+   drawn (``batches[step]``) from the memory map, for the peak memory of an epoch.
+4. ``pipeline``: `training.BalancedSignBatches`' samples/s from the memory map and from RAM
+   against the training step's (`benchmarks/input_pipeline.py`).
 
 Peak memory is sampled from ``/proc/self/status`` every 0.1 s: ``VmRSS`` (what `top` shows:
 anonymous memory plus file pages mapped and touched, such as a memory-mapped X that has been
@@ -270,8 +271,8 @@ def stage_train(args, results):
         # an epoch's worth of batches drawn from the memory map: the pages it touches count in
         # VmRSS (file pages, which the kernel can drop), as during a real epoch
         t0 = time.perf_counter()
-        for step in range(batches.steps_per_epoch):
-            batches.batch(step)
+        for step in range(len(batches)):
+            batches[step]
         st.info.update(
             batch_size=batches.batch_size, steps_timed=args.steps, step_s=r["step_s"],
             samples_per_s=batches.batch_size / r["step_s"], steps_per_epoch=batches.steps_per_epoch,

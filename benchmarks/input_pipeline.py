@@ -1,24 +1,31 @@
-"""Does the input pipeline keep up with the training step? Samples/s of `training.batch_dataset`.
+"""Does the input pipeline keep up with the training step? Samples/s of `training.BalancedSignBatches`.
 
     python benchmarks/input_pipeline.py [--data-dir DIR] [--seconds 10] [--step-rate SAMPLES_PER_S]
 
 A device trains at full speed only if batches come at least as fast as its training step takes them.
-`training.fit` reads `training.batch_dataset`: `BalancedSignBatches.batch(k)` (the batch's rows
-gathered from X) in a `tf.numpy_function`, one batch ahead of the step (``prefetch``), so the two
-overlap and the step waits only when drawing a batch takes longer than the step. On the prepared set
-of ``--data-dir`` (default: the book's synthetic set) this draws the seed preset's batches (4 clips
-of every sign) from `batch_dataset` for ``--seconds``, from the memory-mapped arrays (what
-`training.train` gets from `book.get_prepared`) and from the arrays in RAM, and compares its
-samples/s with the training step's: ``--step-rate`` (for instance what ``train_step.py`` printed on
-a GPU), else the seed preset's step on these batches on this machine (`train_step.time_steps`).
+Chapter 4's recipe (`recipe.train_run`) passes a `training.BalancedSignBatches` (a
+`keras.utils.PyDataset`) to ``fit``; Keras reads it with one worker (the PyDataset's default)
+through a ``tf.data`` generator with ``prefetch``, so that drawing the next batch
+(``batches[step]``: its rows sampled, gathered from X and idxs, the one-hot labels) overlaps the
+step, and the step waits only when drawing a batch takes longer than the step. On the prepared
+set of ``--data-dir`` (default: the book's synthetic set) this draws the seed preset's batches (4
+clips of every sign) with ``batches[step]`` for ``--seconds``, from the memory-mapped arrays
+(what the chapters get from ``prepare_dataset(..., mmap=True)``) and from the arrays in RAM, and
+compares its samples/s with the training step's: ``--step-rate`` (for instance what
+``train_step.py`` printed on a GPU), else the seed preset's step on these batches on this
+machine (`train_step.time_steps`). The share is the time drawing a batch takes against the
+time of a step: below 100% the step does not wait (on two cores both share the CPU, so a draw
+still takes that share of the CPU away from the step).
 
-`benchmarks/full_scale.py` calls `measure` on the full-size synthetic set.
+Quick check: ``--seconds 2 --steps 1``. `benchmarks/full_scale.py` calls `measure` on the
+full-size synthetic set.
 """
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -27,36 +34,40 @@ from gislr_utils import config, preprocessing, statistics, training
 
 
 def samples_per_second(batches, seconds: float) -> float:
-    """Samples/s that `training.batch_dataset(batches)` delivers during about `seconds` (after one batch)."""
-    it = iter(training.batch_dataset(batches))
-    next(it)
+    """Samples/s that ``batches[step]`` delivers during about `seconds` (after one batch), epoch
+    after epoch as ``fit`` asks for them."""
+    batches[0]
     n, t0 = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - t0) < seconds:
-        next(it)
+        batches.epoch, step = divmod(n, len(batches))
+        batches[step]
         n += 1
+    batches.epoch = 0
     return n * batches.batch_size / elapsed
 
 
 def measure(prep, seconds: float = 10.0, step_rate: float | None = None, steps: int = 2, seed: int = 0) -> dict:
-    """Samples/s of `batch_dataset` (memory map, and RAM when `prep.X` is a memory map) and of the
-    seed preset's training step (`step_rate`, else measured here), and the share of a step's time
-    that drawing its batch takes."""
+    """Samples/s of `BalancedSignBatches` (memory map, and RAM when `prep.X` is a memory map)
+    and of the seed preset's training step (`step_rate`, else measured here), and the share of
+    a step's time that drawing its batch takes."""
     import train_step
 
     cfg = config.resolve("seed", seed)
     rows = training.split_rows(prep, cfg)["train"]
-    sources = {"memory map": (prep.X, prep.idxs)} if isinstance(prep.X, np.memmap) else {}
-    sources["RAM"] = (np.array(prep.X), np.array(prep.idxs))
+    sources = {"memory map": prep} if isinstance(prep.X, np.memmap) else {}
+    sources["RAM"] = SimpleNamespace(X=np.array(prep.X), idxs=np.array(prep.idxs), y=np.asarray(prep.y))
     out = {}
-    for source, (X, idxs) in sources.items():
-        batches = training.BalancedSignBatches(X, idxs, prep.y, cfg.batch_all_signs_n, rows, seed, cfg.num_classes)
-        out[f"batch_dataset ({source}) samples_per_s"] = samples_per_second(batches, seconds / len(sources))
+    for source, data in sources.items():
+        batches = training.BalancedSignBatches(data, rows, cfg)
+        out[f"batches ({source}) samples_per_s"] = samples_per_second(batches, seconds / len(sources))
     out["batch_size"] = batches.batch_size
     if step_rate is None:
         stats = statistics.compute_stats(prep.X, rows=rows)
-        step_rate = batches.batch_size / train_step.time_steps(cfg, batches, stats, steps=steps, warmup=1)["step_s"]
+        batches = training.BalancedSignBatches(prep, rows, cfg)
+        step_rate = batches.batch_size / train_step.time_steps(cfg, batches, stats, steps=steps,
+                                                               warmup=1)["step_s"]
     out["training step samples_per_s"] = step_rate
-    for key in [k for k in out if k.startswith("batch_dataset")]:
+    for key in [k for k in out if k.startswith("batches")]:
         out[key.replace("samples_per_s", "share_of_step")] = step_rate / out[key]
     return out
 
@@ -65,7 +76,7 @@ def format_results(res: dict) -> str:
     lines = [f"batch: {res['batch_size']} clips (4 of every sign)"]
     lines += [f"{k[:-len(' samples_per_s')]:32s} {v:10,.0f} samples/s" for k, v in res.items()
               if k.endswith("samples_per_s")]
-    lines += [f"drawing a batch ({k.split('(')[1].split(')')[0]}): {100 * v:.1f}% of a training step's time"
+    lines += [f"drawing a batch ({k.split('(')[1].split(')')[0]}): {100 * v:.2g}% of a training step's time"
               + (" (the step waits for its batches)" if v > 1 else "")
               for k, v in res.items() if k.endswith("share_of_step")]
     return "\n".join(lines)
@@ -81,7 +92,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from gislr_utils.synthetic import ensure_data_dir
 
-    data_dir = ensure_data_dir(args.data_dir, args.artifacts_dir)
+    data_dir = args.data_dir or ensure_data_dir(args.artifacts_dir)
     prep = preprocessing.prepare_dataset(data_dir, args.artifacts_dir, progress=False, mmap=True)
     print(f"{len(prep.y)} clips, {len(np.unique(prep.y))} signs; the seed preset's batches")
     print(format_results(measure(prep, args.seconds, args.step_rate, args.steps)))
