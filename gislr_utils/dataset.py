@@ -121,8 +121,7 @@ def _column_numpy(path, table: pa.Table, name: str) -> np.ndarray:
     col = table.column(name)
     if col.null_count:
         r = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-        raise GISLRDataError(f"{path}: column {name!r} has {col.null_count} missing value(s), "
-                             f"first at row {r}")
+        raise GISLRDataError(f"{path}: column {name!r} has {col.null_count} missing value(s), first at row {r}")
     return col.to_numpy()
 
 
@@ -294,8 +293,7 @@ def write_landmark_file(path, frames, first_frame: int = 0) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     table = landmark_table(frames, first_frame)
-    pq.write_table(table, path, compression="snappy",
-                   use_dictionary=["frame", "type", "landmark_index"])
+    pq.write_table(table, path, compression="snappy", use_dictionary=["frame", "type", "landmark_index"])
     return path
 
 

@@ -320,9 +320,7 @@ class PreprocessLayer(keras.layers.Layer):
             data = tf.math.divide(
                 tf.math.reduce_sum(tf.where(data_nan, 0.0, data), axis=1),
                 tf.math.reduce_sum(tf.cast(tf.math.logical_not(data_nan), tf.float32), axis=1))
-            idxs = tf.math.divide(
-                tf.math.reduce_sum(idxs, axis=1),
-                tf.math.reduce_sum(tf.ones_like(idxs), axis=1))
+            idxs = tf.math.divide(tf.math.reduce_sum(idxs, axis=1), tf.math.reduce_sum(tf.ones_like(idxs), axis=1))
             # 7. NaN -> 0
             data = tf.where(tf.math.is_nan(data), 0.0, data)
         return tf.reshape(data, [size, N_COLS, N_DIMS]), tf.reshape(idxs, [size])
@@ -438,6 +436,9 @@ class PreparedData:
     @property
     def has_hand(self) -> np.ndarray:
         return np.asarray(self.idxs[:, 0]) != -1
+
+    def __repr__(self) -> str:
+        return f"PreparedData({len(self.y)} clips, {int((~self.has_hand).sum())} without a hand, in {self.cache_dir})"
 
 
 def _inputs_key(data_dir: Path, clips: pd.DataFrame, input_size: int) -> str:

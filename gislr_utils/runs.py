@@ -96,8 +96,7 @@ def write_manifest(folder, spec, files=(), **extra) -> dict:
     """Write ``folder/manifest.json`` (``key``, ``spec``, size and SHA-256 of each of `files`,
     `extra`) atomically; call it last, when the files are complete."""
     folder = Path(folder)
-    sums = {name: {"size": (folder / name).stat().st_size, "sha256": file_hash(folder / name)}
-            for name in files}
+    sums = {name: {"size": (folder / name).stat().st_size, "sha256": file_hash(folder / name)} for name in files}
     record = {"key": key_of(spec), "spec": canonical(spec), "files": sums, **canonical(extra)}
     write_text(folder / MANIFEST, json.dumps(record, indent=1))
     return record

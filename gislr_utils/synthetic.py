@@ -139,8 +139,7 @@ def _axis_rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
 
 def _euler(roll, yaw, pitch) -> np.ndarray:
     """R = Rz(roll) Ry(yaw) Rx(pitch), [..., 3, 3]; angles in radians."""
-    return (_axis_rotation((0, 0, 1), roll) @ _axis_rotation((0, 1, 0), yaw)
-            @ _axis_rotation((1, 0, 0), pitch))
+    return _axis_rotation((0, 0, 1), roll) @ _axis_rotation((0, 1, 0), yaw) @ _axis_rotation((1, 0, 0), pitch)
 
 
 def hand_shape(template: np.ndarray, flex: np.ndarray) -> np.ndarray:

@@ -212,9 +212,6 @@ class AdamWAcrossReplicas(keras.optimizers.AdamW):
 def compile_model(model, cfg: RunConfig):
     """Compile with the seed's loss, optimizer and metrics (chapter 4); returns the model."""
     several = tf.distribute.get_strategy().num_replicas_in_sync > 1
-    if several and cfg.jit_compile and not tf.config.list_logical_devices("GPU"):
-        raise ParameterError("jit_compile=True does not run on several CPU "
-                             "devices (XLA); set jit_compile=False")
     AdamW = AdamWAcrossReplicas if several else keras.optimizers.AdamW
     optimizer = AdamW(
         learning_rate=learning_rates(cfg)[0],
@@ -239,9 +236,12 @@ def compiled(net, cfg: RunConfig):
     training settings before (another seed of the comparisons of chapters 6 and 7), that model
     with `net`'s weights and its optimizer as new: Keras then does not trace (and XLA compile)
     its training step again, which takes seconds a run. The run is the same, bit for bit."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1 and cfg.jit_compile and not tf.config.list_logical_devices("GPU"):
+        raise ParameterError("jit_compile=True does not run on several CPU devices (XLA); set jit_compile=False")
     key = runs.key_of({"layers": [layer.get_config() for layer in net.layers],
                        "settings": {**cfg.as_dict(), "seed": 0, "epochs": 0, "augmentation": False},
-                       "replicas": tf.distribute.get_strategy().num_replicas_in_sync,
+                       "replicas": replicas,
                        "compile": compile_model})        # an edited compile_model: compiled anew
     if key not in _COMPILED:
         compile_model(net, cfg)
@@ -349,9 +349,8 @@ class EpochLog(keras.callbacks.Callback):
 def read_history(path) -> pd.DataFrame:
     """The ``CSVLogger`` file of a run, one row per epoch (an epoch repeated after a resume: the
     last row), ``epoch`` counted from 1 (Keras counts from 0)."""
-    history = pd.read_csv(path)
-    history = history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
-    return history.assign(epoch=history["epoch"] + 1)
+    history = pd.read_csv(path).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    return history.assign(epoch=history["epoch"] + 1).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
