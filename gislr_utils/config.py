@@ -180,7 +180,8 @@ INT_RANGES = {"seed": (0, 2**32 - 1), "input_size": (1, 4096), "embedding_units"
               # the chapters' own integer parameters
               "n_summary": (1, 10**7), "boxplot_clips": (1, 10**7), "n_confused": (2, 250),
               "latency_clips": (1, 10**5), "masking_epochs": (1, 10**4), "masking_seeds": (1, 20),
-              "ablation_epochs": (1, 10**4), "ablation_seeds": (1, 20), "ablation_units": (2, 8192)}
+              "masking_units": (2, 8192), "ablation_epochs": (1, 10**4), "ablation_seeds": (1, 20),
+              "ablation_units": (2, 8192)}
 FLOAT_RANGES = {"mlp_dropout": (0.0, 1.0, False), "classifier_dropout": (0.0, 1.0, False),
                 "frame_drop": (0.0, 1.0, False), "learning_rate": (0.0, 10.0, True, False),
                 "weight_decay": (0.0, 1.0, True), "wd_ratio": (0.0, 1.0, True),
