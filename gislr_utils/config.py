@@ -89,7 +89,7 @@ class RunConfig:
     `augment.augment_batch`), ``normalisation`` ("seed": training statistics; "reference": per
     clip around a lip landmark, `improved.ReferenceNormalisation`), ``motion_lags`` (motion
     features of lags 1 to k), ``late_dropout`` (a dropout before the classifier that starts after
-    ``late_dropout_start`` of the epochs) and ``conv_blocks`` (first place's Conv1D blocks before
+    ``late_dropout_start`` of the training steps) and ``conv_blocks`` (first place's Conv1D blocks before
     each transformer block). ``preset`` and ``seed`` complete the run's identity.
     """
 

@@ -121,7 +121,7 @@ class LateDropout(keras.layers.Layer):
 
     First place's ``LateDropout``: a counter of training calls (a non-trainable weight, saved with
     the model and counted once across replicas) switches ``Dropout(rate)`` on; inference never
-    drops. ``start_step = start_epoch * steps_per_epoch``.
+    drops. ``model.build_model`` sets ``start_step`` to a fraction of the run's steps.
     """
 
     def __init__(self, rate, start_step=0, **kwargs):

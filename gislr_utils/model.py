@@ -384,8 +384,8 @@ def build_model(cfg: RunConfig, stats: dict | None = None,
     [None, T] (a list in that order, or a dict by name); output softmax [None, num_classes].
     ``cfg.mixed_precision``: built under Keras' ``mixed_float16`` policy. The winners' changes
     of chapter 7 (`improved`): ``normalisation="reference"``, ``motion_lags``, ``conv_blocks``
-    and ``late_dropout``, which starts after ``late_dropout_start`` of the epochs of
-    `steps_per_epoch` steps.
+    and ``late_dropout``, which starts after ``late_dropout_start`` of the run's training steps
+    (``epochs`` of `steps_per_epoch`).
     """
     if cfg.mixed_precision:  # float16 compute, float32 weights and output
         previous = keras.config.dtype_policy()
@@ -428,7 +428,7 @@ def build_model(cfg: RunConfig, stats: dict | None = None,
     x = MaskedMeanPooling(name="pooling")(x, mask)
     x = keras.layers.Dropout(cfg.classifier_dropout, name="dropout")(x)
     if cfg.late_dropout:                           # chapter 7: late dropout
-        start = int(cfg.late_dropout_start * cfg.epochs) * steps_per_epoch
+        start = int(cfg.late_dropout_start * cfg.epochs * steps_per_epoch)
         x = improved.LateDropout(cfg.late_dropout, start,
                                  name="late_dropout")(x)
     outputs = keras.layers.Dense(cfg.num_classes, activation="softmax",
